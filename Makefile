@@ -1,0 +1,38 @@
+# Two set-up commands for a fresh machine:
+#   make demo   create .venv, install, run the one-zone collapse, write results/collapse.{nc,png}
+#   make test   create .venv, install with test extras, run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+# torch is pinned: on machines without a GPU, torch==2.13.0 resolves to the local CPU wheel
+# (an unpinned torch would pull gigabytes of CUDA packages). Install it before the package so
+# that the package's own "torch>=2.2" requirement is already satisfied.
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test install venv clean bench
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
+	$(PIP) install --quiet "$(TORCH)"
+	$(PIP) install --quiet -e ".[test]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	mkdir -p results
+	$(VENV)/bin/thermoemu collapse --reference -o results/collapse.nc --plot results/collapse.png
+	@echo "wrote results/collapse.nc and results/collapse.png"
+
+test: install
+	$(PY) -m pytest -q -ra
+
+bench: install
+	$(PY) benchmarks/bench_solver.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache
