@@ -1,0 +1,18 @@
+"""thermoemu: stiff astrophysical thermochemistry for simulations.
+
+Public API (this release): primordial state grids, the primordial reference network with its
+batched stiff solver, and the one-zone free-fall collapse.
+"""
+
+from .networks.primordial.network import PrimordialNetwork, PrimordialOptions, SPECIES
+from .onezone import collapse
+from .reference import free_fall_time, integrate_state
+from .solvers.rosenbrock import SolverSettings
+from .state import StateError, open_state, primordial_state, project_state, validate_state, write_state
+from .units import UnitsError, ureg
+
+__version__ = "0.1.0"
+
+__all__ = ["PrimordialNetwork", "PrimordialOptions", "SPECIES", "SolverSettings", "StateError",
+           "UnitsError", "collapse", "free_fall_time", "integrate_state", "open_state",
+           "primordial_state", "project_state", "ureg", "validate_state", "write_state", "__version__"]

@@ -268,13 +268,24 @@ def conservation_error(ds):
     return xr.DataArray(r, dims=dims, coords={"law": list(CONSERVATION_NAMES)})
 
 
-def project_state(ds):
+#: Largest relative change of any abundance that a projection may make.
+MAX_PROJECTION_CHANGE = 0.5
+
+
+def project_state(ds, max_change=MAX_PROJECTION_CHANGE):
     """Project abundances onto hydrogen-nucleus and charge conservation (smallest relative change).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+    max_change : float
+        Refuse to change any abundance by more than this fraction of itself.
 
     Raises
     ------
     StateError
-        If the projection would make an abundance negative (the input is too far off).
+        If the projection would make an abundance negative or change it by more than
+        ``max_change`` (the input is too far from conserving to be corrected silently).
     """
     y = ds["abundance"]
     dims = y.dims
@@ -285,6 +296,13 @@ def project_state(ds):
         raise StateError(f"cannot project abundances onto conservation: abundance({SPECIES[k]}) would "
                          f"become {projected[k][projected[k] < 0].flat[0]:.3g} < 0; the input is too far "
                          f"from conserving hydrogen nuclei and charge")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.where(arr > 0, np.abs(projected / arr - 1.0), 0.0)
+    if change.max() > max_change:
+        k = int(np.argwhere(change == change.max())[0][0])
+        raise StateError(f"cannot project abundances onto conservation: abundance({SPECIES[k]}) would "
+                         f"change by {100 * change.max():.3g} % (allowed {100 * max_change:g} %); the input "
+                         f"is too far from conserving hydrogen nuclei and charge")
     out = ds.copy()
     out["abundance"] = y.copy(data=np.moveaxis(projected, 0, dims.index("species")))
     return out

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 import pint
+import pint_xarray  # noqa: F401  (registers the .pint accessor)
 import xarray as xr
 
 ureg = pint.get_application_registry()

@@ -204,25 +204,56 @@ def _planck_lambda(lam_cm, T):
 
 
 def hminus_emission_coefficients(T):
-    """Thin H- continuum emission by Kirchhoff's law with the John (1988) opacities.
+    """Thin H- continuum coefficients from the John (1988) opacities.
 
-    Returns ``(g_bf, g_ff)``: bound-free emission per H- ion [erg s^-1] and free-free emission per
-    (n_H n_e) [erg cm^3 s^-1], i.e. ``4 pi int alpha_nu B_nu dnu`` divided by the densities
-    (stimulated emission included). Equal to ``4 sigma T^4 kappa_P rho`` for these absorbers.
-    The wavelength integral runs on a log grid 0.1-3e4 um (2000 points).
+    Returns
+    -------
+    g_bf : ndarray
+        ``4 pi int sigma_bf (1 - e^-x) B_nu dnu`` per H- ion [erg s^-1]: Kirchhoff emission of an
+        LTE H- population, i.e. ``4 sigma T^4 kappa_P rho / n_H-`` for the bound-free absorption
+        (used for the optical depth, with the actual n_H-).
+    g_attach : ndarray
+        Thermal cooling by radiative attachment per (n_H n_e) [erg cm^3 s^-1]. The spontaneous
+        bound-free emission is attachment H + e -> H- + photon, whose rate follows from the
+        Milne relation with the Saha H- population ``n_H n_e / K_H-``,
+        ``K_H- = 4 (2 pi m_e k T / h^2)^1.5 exp(-A/kT)`` (A = 0.754 eV, PM section 7.2); only the
+        photon energy above the threshold h nu_0 is taken from the gas (the binding energy is
+        booked by the chemistry, reaction 10 being radiative). Computed without underflow.
+    g_ff : ndarray
+        Free-free emission per (n_H n_e) [erg cm^3 s^-1], ``4 pi k T int k_ff B_nu dnu``.
+
+    Notes
+    -----
+    Kirchhoff's law with the *actual* n_H- would overestimate bound-free emission wherever H- is
+    above its Saha value (low density, where it is set by formation against associative
+    detachment); the Milne form does not. The wavelength integral runs on a log grid
+    0.1-3e4 um (2000 points).
     """
     T = np.atleast_1d(np.asarray(T, dtype=float))
     lam_um = np.logspace(-1, 4.5, 2000)
     lam_cm = lam_um * 1.0e-4
+    kT = K_BOLTZMANN * T[:, None]
+    x = H_PLANCK * C_LIGHT / (lam_cm[None, :] * kT)
+    x0 = H_PLANCK * C_LIGHT / (_LAMBDA0_HM * 1.0e-4 * kT)
     B = _planck_lambda(lam_cm[None, :], T[:, None])
-    x = H_PLANCK * C_LIGHT / (lam_cm[None, :] * K_BOLTZMANN * T[:, None])
     stim = -np.expm1(-x)
     sigma_bf = hminus_bound_free_cross_section(lam_um)[None, :]
     kff = hminus_free_free_coefficient(lam_um[None, :], T[:, None])
     dlnlam = np.log(lam_cm)
     g_bf = 4.0 * np.pi * np.trapezoid(sigma_bf * stim * B * lam_cm, dlnlam, axis=1)
     g_ff = 4.0 * np.pi * K_BOLTZMANN * T * np.trapezoid(kff * B * lam_cm, dlnlam, axis=1)
-    return g_bf, g_ff
+    # B_lambda * exp(x0) without overflow, for x >= x0 where sigma_bf > 0
+    with np.errstate(over="ignore", invalid="ignore"):
+        b_scaled = (2.0 * H_PLANCK * C_LIGHT**2 / lam_cm[None, :] ** 5
+                    * np.exp(-np.clip(x - x0, 0.0, 700.0)) / stim)
+    excess = np.clip(1.0 - x0 / x, 0.0, None)  # (h nu - h nu0) / h nu
+    integral = 4.0 * np.pi * np.trapezoid(sigma_bf * stim * b_scaled * excess * lam_cm, dlnlam, axis=1)
+    from ...constants import M_ELECTRON
+    from .thermo import CHI_ERG
+    affinity = CHI_ERG[0] - CHI_ERG[4]
+    lambda_e = (2.0 * np.pi * M_ELECTRON * K_BOLTZMANN * T / H_PLANCK**2) ** 1.5
+    g_attach = integral * np.exp(-(x0[:, 0] - affinity / (K_BOLTZMANN * T))) / (4.0 * lambda_e)
+    return g_bf, g_attach, g_ff
 
 
 def jeans_length(T, rho, mu):

@@ -146,7 +146,7 @@ _RATE_COLS = [j for j in range(N_REACTIONS) if j not in (5, 8)]  # all but k6 an
 _COL = {}
 _ncol = 0
 for _name, _width in (("k", len(_RATE_COLS)), ("k6", 14), ("k9", 3), ("h2_lte", 1), ("h2_gamma", 5),
-                      ("lya", 1), ("rec", 1), ("ff", 1), ("hm_bf", 1), ("hm_ff", 1), ("cie", 1),
+                      ("lya", 1), ("rec", 1), ("ff", 1), ("hm_bf", 1), ("hm_attach", 1), ("hm_ff", 1), ("cie", 1),
                       ("cv_h2", 1), ("fth", 3)):
     _COL[_name] = slice(_ncol, _ncol + _width)
     _ncol += _width
@@ -158,20 +158,18 @@ _TABLE_LOGT_MIN, _TABLE_LOGT_MAX, _TABLE_PER_DEX = 0.0, 6.0, 400
 @functools.lru_cache(maxsize=None)
 def _hminus_log_table():
     logT = np.linspace(0.0, 6.5, 261)
-    g_bf, g_ff = cooling.hminus_emission_coefficients(10.0**logT)
-    tiny = 1e-300
-    return logT, np.log10(np.maximum(g_bf, tiny)), np.log10(np.maximum(g_ff, tiny))
+    with np.errstate(all="ignore"):
+        coefficients = cooling.hminus_emission_coefficients(10.0**logT)
+    return logT, [np.log10(np.maximum(np.nan_to_num(g), 1e-300)) for g in coefficients]
 
 
 def hminus_coefficients(T):
-    """H- bound-free [erg s^-1 per H-] and free-free [erg cm^3 s^-1] emission coefficients.
-
-    The John (1988) frequency integrals of :func:`cooling.hminus_emission_coefficients`, computed
-    once on 40 points per dex and interpolated in log-log (error < 0.1 % between nodes).
-    """
-    logT, lbf, lff = _hminus_log_table()
+    """H- continuum coefficients ``(g_bf, g_attach, g_ff)`` of
+    :func:`cooling.hminus_emission_coefficients`, computed once on 40 points per dex of T and
+    interpolated in log-log (error < 0.1 % between nodes)."""
+    logT, tables = _hminus_log_table()
     lt = np.log10(T)
-    return 10.0 ** np.interp(lt, logT, lbf), 10.0 ** np.interp(lt, logT, lff)
+    return tuple(10.0 ** np.interp(lt, logT, t) for t in tables)
 
 
 class PrimordialNetwork:
@@ -250,8 +248,9 @@ class PrimordialNetwork:
         c[_COL["lya"]] = cooling.lyman_alpha_coefficient(T)
         c[_COL["rec"]] = self._recombination_cooling(T)
         c[_COL["ff"]] = cooling.free_free_coefficient(T)
-        g_bf, g_ff = hminus_coefficients(T)
-        c[_COL["hm_bf"]] = g_bf
+        g_bf, g_attach, g_ff = hminus_coefficients(T)
+        c[_COL["hm_bf"]] = g_bf / (cooling.FOUR_SIGMA_SB * T**4)  # Planck-mean cross-section per H- [cm^2]
+        c[_COL["hm_attach"]] = g_attach
         c[_COL["hm_ff"]] = g_ff
         c[_COL["cie"]] = cooling.cie_coefficient(T)
         c[_COL["cv_h2"]] = cv_h2(T.ravel(), self.options.cv_h2).reshape(T.shape) * K_BOLTZMANN
@@ -290,8 +289,10 @@ class PrimordialNetwork:
         if self._table is None:
             return self.temperature_coefficients(T)
         table = self._table
-        u = (np.log10(T) - _TABLE_LOGT_MIN) * _TABLE_PER_DEX
-        u = np.clip(u, 0.0, table.shape[0] - 1.000001)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = (np.log10(T) - _TABLE_LOGT_MIN) * _TABLE_PER_DEX
+        bad = ~np.isfinite(u)  # T <= 0 or NaN in a trial stage: propagate NaN, never index garbage
+        u = np.clip(np.where(bad, 0.0, u), 0.0, table.shape[0] - 1.000001)
         idx = u.astype(np.intp)
         s = (u - idx)[:, None]
         a = table[idx]
@@ -301,6 +302,8 @@ class PrimordialNetwork:
         out += a[:, 1]
         out *= s
         out += a[:, 0]
+        if bad.any():
+            out[bad] = np.nan
         return np.ascontiguousarray(out.T)
 
     # ------------------------------------------------------------------ per-cell constants
@@ -384,14 +387,17 @@ class PrimordialNetwork:
         h2_line = cell["beta_h2"] * nH2 * l_lte * l0 / np.maximum(l_lte + l0, 1e-300)
         lya = cell["lya_trap"] * c[_COL["lya"]][0] * ne * nH
         rho = cell["rho"]
-        h_ff = c[_COL["ff"]][0] * ne * nHp
-        hm = c[_COL["hm_bf"]][0] * nHm + c[_COL["hm_ff"]][0] * nH * ne
-        cie = c[_COL["cie"]][0] * rho * nH2
-        thermal_emission = h_ff + hm + cie
-        mu = (1.0 + 4.0 * Y_HE) / (y[:6].sum(axis=0) + Y_HE)
         sigma_t4 = cooling.FOUR_SIGMA_SB * T**4
-        tau = thermal_emission / sigma_t4 * cooling.jeans_length(T, rho, mu)
+        h_ff = c[_COL["ff"]][0] * ne * nHp
+        hm_ff = c[_COL["hm_ff"]][0] * nH * ne
+        cie = c[_COL["cie"]][0] * rho * nH2
+        # Planck-mean absorption per volume [cm^-1]: Kirchhoff for the LTE processes (free-free,
+        # CIE) and the actual H- ions for bound-free
+        absorption = (h_ff + hm_ff + cie) / sigma_t4 + c[_COL["hm_bf"]][0] * nHm
+        mu = (1.0 + 4.0 * Y_HE) / (y[:6].sum(axis=0) + Y_HE)
+        tau = absorption * cooling.jeans_length(T, rho, mu)
         beta = self._beta_cont(tau)
+        hm = hm_ff + c[_COL["hm_attach"]][0] * nH * ne
         rec = c[_COL["rec"]][0] * ne * nHp
         return {
             "h2_line": h2_line,

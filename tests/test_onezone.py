@@ -1,0 +1,62 @@
+"""The one-zone free-fall collapse reproduces the landmarks of the Pop III track."""
+
+import numpy as np
+import pytest
+
+from thermoemu import collapse
+from thermoemu.networks.primordial.network import conservation_residual
+
+
+@pytest.fixture(scope="module")
+def track():
+    # OS25 Fig. 4 uses dt = 0.1 t_ff; 458 outer steps to 1e18 cm^-3
+    return collapse(step_fraction=0.1)
+
+
+def at(track, n):
+    return track.isel(step=int(np.argmin(np.abs(np.log10(track["n_H"].values) - np.log10(n)))))
+
+
+def test_temperature_minimum_near_loitering_density(track):
+    dense = track.where(track["n_H"] > 10, drop=True)
+    i = int(dense["temperature"].argmin())
+    T_min, n_min = float(dense["temperature"][i]), float(dense["n_H"][i])
+    assert 200.0 <= T_min <= 250.0
+    assert 1e3 <= n_min <= 1e4
+
+
+def test_three_body_h2_formation_makes_gas_molecular(track):
+    def molecular_fraction(n):
+        return 2.0 * float(at(track, n)["abundance"].sel(species="H2"))
+
+    assert molecular_fraction(1e9) < 0.02  # still atomic before three-body formation
+    assert molecular_fraction(1e12) > 0.85
+    assert molecular_fraction(1e13) > 0.97
+
+
+def test_cie_takes_over_from_h2_lines(track):
+    cie = track["cooling"].sel(process="cie")
+    h2 = track["cooling"].sel(process="h2_line")
+    n = track["n_H"].values
+    takeover = n[np.argmax((cie > h2).values & (n > 1e10))]
+    assert 1e14 <= takeover <= 1e16
+    for density in (1e15, 1e16):
+        c = at(track, density)["cooling"]
+        assert str(c["process"][int(c.argmax())].values) == "cie"
+
+
+def test_temperature_landmarks_and_conservation(track):
+    assert 500 <= float(at(track, 1e8)["temperature"]) <= 1000
+    assert 1500 <= float(at(track, 1e15)["temperature"]) <= 2500
+    assert 2000 <= float(track["temperature"][-1]) <= 5000
+    assert float(track["n_H"][-1]) == pytest.approx(1e18)
+    r = conservation_residual(track["abundance"].values.T)
+    assert np.abs(r).max() < 1e-12
+    assert (np.diff(track["time"].values) > 0).all()
+
+
+def test_bad_collapse_arguments():
+    with pytest.raises(ValueError, match="step_fraction"):
+        collapse(step_fraction=2.0)
+    with pytest.raises(ValueError, match="n_start < n_end"):
+        collapse(n_start=1e5, n_end=1e3)

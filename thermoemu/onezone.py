@@ -1,0 +1,151 @@
+"""One-zone free-fall collapse of a primordial cloud (Ono & Sugimura 2025, section 2.1).
+
+``dn_H/dt = n_H / t_ff`` with ``t_ff = sqrt(3 pi / (32 G rho))``. Each outer step of length
+``dt = step_fraction * t_ff(n_H)``: (i) integrate eqs. (1)-(2) at fixed n_H over dt with the
+reference solver, (ii) add compressional heating ``Gamma_comp = (sum y + y_He) k_B T dn_H/dt`` as
+``dT = Gamma_comp dt / (n_H c_v)``, (iii) advance n_H with the closed form
+``n^-1/2(t + dt) = n^-1/2(t) - dt / (2 n^1/2 t_ff)``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import xarray as xr
+
+from .constants import K_BOLTZMANN, Y_HE
+from .networks.primordial.network import SPECIES, TEMP, project_abundances
+from .reference import default_network, free_fall_time
+from .solvers.rosenbrock import SolverSettings, integrate
+
+__all__ = ["collapse", "initial_collapse_state"]
+
+#: Initial state of Ono & Sugimura (2025), from Sugimura et al. (2014), z = 16.
+OS25_INITIAL = {"n_H": 4.5e-3, "temperature": 21.0, "y_e": 3.7e-4, "y_H2": 2e-6}
+#: Abundance given to H- and H2+ initially ("tiny positive", PM section 6).
+TRACE_ABUNDANCE = 1e-20
+
+
+def initial_collapse_state(temperature=21.0, y_e=3.7e-4, y_H2=2e-6):
+    """Abundances and temperature ``x`` (7,) of the collapse's initial state.
+
+    y(H+) = y(e-), y(H-) = y(H2+) = 1e-20, y(H) from hydrogen conservation.
+    """
+    y = np.array([0.0, y_H2, y_e, y_e, TRACE_ABUNDANCE, TRACE_ABUNDANCE])
+    y[0] = 1.0 - 2 * y[1] - y[3] - y[4] - 2 * y[5]
+    y = project_abundances(y[:, None])[:, 0]
+    return np.concatenate([y, [temperature]])
+
+
+def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
+             temperature=OS25_INITIAL["temperature"], y_e=OS25_INITIAL["y_e"],
+             y_H2=OS25_INITIAL["y_H2"], network=None, settings=None, progress=False,
+             record_every=1):
+    """Run the one-zone free-fall collapse with the reference network.
+
+    Parameters
+    ----------
+    step_fraction : float
+        Outer step as a fraction of the current free-fall time (OS25 test 1e-1 .. 1e-4).
+    n_start, n_end : float
+        Initial and final n_H [cm^-3].
+    temperature : float
+        Initial temperature [K].
+    y_e, y_H2 : float
+        Initial electron (= H+) and H2 abundances.
+    network : PrimordialNetwork, optional
+    settings : SolverSettings, optional
+    progress : bool
+        Print progress (log n_H reached) to stderr.
+    record_every : int
+        Keep every k-th step in the trajectory (the last is always kept).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dim ``step``: ``n_H`` [cm^-3], ``temperature`` [K], ``abundance`` (step, species),
+        ``time`` [s], cooling and heating rates by process [erg cm^-3 s^-1] (``cooling``, dims
+        step x process), ``compressional_heating`` [erg cm^-3 s^-1], ``continuum_tau``, and
+        ``substeps`` of the solver per outer step.
+    """
+    if not 0 < step_fraction <= 1:
+        raise ValueError(f"step_fraction = {step_fraction!r} must be in (0, 1]")
+    if not 0 < n_start < n_end:
+        raise ValueError(f"need 0 < n_start < n_end, got n_start={n_start!r}, n_end={n_end!r}")
+    network = network or default_network()
+    settings = settings or SolverSettings()
+    x = initial_collapse_state(temperature, y_e, y_H2)[:, None]
+    n = np.array([float(n_start)])
+    t = 0.0
+    rows = []
+
+    def record(substeps):
+        cell = network.cell_parameters(n)
+        hc = network.heating_cooling(x, cell)
+        tff = free_fall_time(n)
+        gamma_comp = (x[:6].sum() + Y_HE) * K_BOLTZMANN * x[TEMP] * n / tff
+        rows.append((n[0], x[TEMP, 0], x[:6, 0].copy(), t, hc, float(gamma_comp[0]), substeps))
+
+    record(0)
+    step = 0
+    last_logn = -np.inf
+    while n[0] < n_end:
+        tff = free_fall_time(n)
+        dt = step_fraction * tff
+        # do not overshoot n_end: the closed form gives the time to reach it
+        dt_end = 2.0 * np.sqrt(n) * tff * (n ** -0.5 - n_end ** -0.5)
+        dt = np.minimum(dt, dt_end)
+        cell = network.cell_parameters(n)
+        res = integrate(network, x, cell, dt, settings)
+        if not res.success[0]:
+            raise RuntimeError(f"reference solver failed at n_H = {n[0]:.3g} cm^-3: {res.reasons[0]}")
+        x = res.x
+        # (ii) compressional heating with the updated state
+        hc = network.heating_cooling(x, cell)
+        x[TEMP] += (x[:6].sum(axis=0) + Y_HE) * K_BOLTZMANN * x[TEMP] * dt / (tff * hc["heat_capacity"])
+        # (iii) density
+        n = (n ** -0.5 - dt / (2.0 * np.sqrt(n) * tff)) ** -2.0
+        if dt[0] >= dt_end[0]:
+            n = np.array([float(n_end)])
+        t += float(dt[0])
+        step += 1
+        if step % record_every == 0 or n[0] >= n_end:
+            record(int(res.substeps[0]))
+        if progress and np.log10(n[0]) >= last_logn + 1:
+            last_logn = np.floor(np.log10(n[0]))
+            sys.stderr.write(f"\rcollapse: log10 n_H = {np.log10(n[0]):5.2f} / {np.log10(n_end):.2f}, "
+                             f"T = {x[TEMP, 0]:8.1f} K")
+            sys.stderr.flush()
+    if progress:
+        sys.stderr.write("\n")
+    return _trajectory_dataset(rows, network, step_fraction, settings)
+
+
+def _trajectory_dataset(rows, network, step_fraction, settings):
+    processes = [k for k in rows[0][4] if k not in ("chemical_heating", "continuum_tau", "heat_capacity")]
+    n_H = np.array([r[0] for r in rows])
+    ds = xr.Dataset(
+        {
+            "n_H": ("step", n_H, {"units": "cm^-3", "long_name": "number density of hydrogen nuclei"}),
+            "temperature": ("step", np.array([r[1] for r in rows]), {"units": "K", "long_name": "gas temperature"}),
+            "abundance": (("step", "species"), np.array([r[2] for r in rows]),
+                          {"units": "1", "long_name": "abundance n(i)/n_H"}),
+            "time": ("step", np.array([r[3] for r in rows]), {"units": "s", "long_name": "time since start"}),
+            "cooling": (("step", "process"), np.array([[float(r[4][p][0]) for p in processes] for r in rows]),
+                        {"units": "erg cm^-3 s^-1", "long_name": "radiative cooling rate"}),
+            "chemical_heating": ("step", np.array([float(r[4]["chemical_heating"][0]) for r in rows]),
+                                 {"units": "erg cm^-3 s^-1", "long_name": "net chemical heating rate"}),
+            "compressional_heating": ("step", np.array([r[5] for r in rows]),
+                                      {"units": "erg cm^-3 s^-1", "long_name": "compressional heating rate"}),
+            "continuum_tau": ("step", np.array([float(r[4]["continuum_tau"][0]) for r in rows]),
+                              {"units": "1", "long_name": "continuum optical depth over a Jeans length"}),
+            "substeps": ("step", np.array([r[6] for r in rows]), {"long_name": "solver substeps in the outer step"}),
+        },
+        coords={"step": np.arange(len(rows)), "species": list(SPECIES), "process": processes},
+        attrs={"title": "one-zone free-fall collapse (Ono & Sugimura 2025, section 2.1)",
+               "network": network.name, "rate_set_version": network.rate_set_version,
+               "network_options": str(network.options.as_dict()), "step_fraction_of_t_ff": step_fraction,
+               "solver_settings": str(settings.as_dict())},
+    )
+    return ds
