@@ -8,6 +8,8 @@ import time
 
 
 def _collapse(a):
+    import numpy as np
+
     from .onezone import collapse
     from .plotting import plot_collapse
 
@@ -21,7 +23,7 @@ def _collapse(a):
     ds.to_netcdf(a.output, engine="netcdf4")
     if a.plot:
         plot_collapse(ds, a.plot)
-    i = int(ds["temperature"].where(ds["n_H"] > 10).argmin())
+    i = int(np.nanargmin(ds["temperature"].where(ds["n_H"] > 10).values))
     print(f"collapse to n_H = {float(ds['n_H'][-1]):.3g} cm^-3 in {ds.sizes['step'] - 1} steps ({wall:.1f} s); "
           f"T_min = {float(ds['temperature'][i]):.0f} K at n_H = {float(ds['n_H'][i]):.3g} cm^-3; "
           f"final T = {float(ds['temperature'][-1]):.0f} K; wrote {a.output}" + (f" and {a.plot}" if a.plot else ""))
@@ -74,7 +76,8 @@ def build_parser():
     c.add_argument("--reference", action="store_true", help="use the reference network and solver")
     c.add_argument("-o", "--output", default="collapse.nc", help="netCDF trajectory (default collapse.nc)")
     c.add_argument("--plot", default=None, help="write a plot (PNG/PDF) of T and abundances vs n_H")
-    c.add_argument("--step-fraction", type=float, default=1e-2, help="outer step in units of t_ff (default 0.01)")
+    c.add_argument("--step-fraction", type=float, default=0.1,
+                   help="outer step in units of t_ff (default 0.1, as OS25 Fig. 4)")
     c.add_argument("--n-end", type=float, default=1e18, help="final n_H [cm^-3] (default 1e18)")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_collapse)

@@ -50,8 +50,8 @@ def plot_collapse(ds, path=None, *, label="reference", cooling=True):
         heat = ds["chemical_heating"].values / n
         ax.loglog(n, np.where(heat > 0, heat, np.nan), "k:", label="net chemical heating")
         ax.set_ylabel("rate per H [erg s^-1]")
-        lo = np.nanmax(ds["compressional_heating"].values / n) * 1e-12
-        ax.set_ylim(max(lo, 1e-40), None)
+        top = np.nanmax(ds["compressional_heating"].values / n)
+        ax.set_ylim(top * 1e-12, top * 30)
         ax.legend(ncol=2, fontsize="x-small", loc="upper left")
     for ax in axes:
         for edge in REGION_EDGES:

@@ -276,14 +276,16 @@ class PrimordialNetwork:
         # keep the interpolant from overshooting where a coefficient underflows to zero
         d = np.where(np.abs(d) > 50.0 * np.abs(v) + 1e-300, 0.0, d)
         v0, v1, d0, d1 = v[:-1], v[1:], d[:-1], d[1:]
-        coeffs = np.empty((n, 4, v.shape[1]))
-        coeffs[:-1, 0] = v0
-        coeffs[:-1, 1] = d0
-        coeffs[:-1, 2] = 3.0 * (v1 - v0) - 2.0 * d0 - d1
-        coeffs[:-1, 3] = 2.0 * (v0 - v1) + d0 + d1
-        coeffs[-1] = 0.0
-        coeffs[-1, 0] = v[-1]
-        return coeffs
+        ncol = v.shape[1]
+        # layout (4 * ncol, n): row k * ncol + j holds the s^k coefficient of column j, so that one
+        # np.take along the grid axis yields contiguous (ncol, n_cells) blocks
+        coeffs = np.zeros((4, ncol, n))
+        coeffs[0, :, :-1] = v0.T
+        coeffs[1, :, :-1] = d0.T
+        coeffs[2, :, :-1] = (3.0 * (v1 - v0) - 2.0 * d0 - d1).T
+        coeffs[3, :, :-1] = (2.0 * (v0 - v1) + d0 + d1).T
+        coeffs[0, :, -1] = v[-1]
+        return coeffs.reshape(4 * ncol, n)
 
     def _coefficients(self, T):
         if self._table is None:
@@ -292,19 +294,19 @@ class PrimordialNetwork:
         with np.errstate(invalid="ignore", divide="ignore"):
             u = (np.log10(T) - _TABLE_LOGT_MIN) * _TABLE_PER_DEX
         bad = ~np.isfinite(u)  # T <= 0 or NaN in a trial stage: propagate NaN, never index garbage
-        u = np.clip(np.where(bad, 0.0, u), 0.0, table.shape[0] - 1.000001)
+        u = np.clip(np.where(bad, 0.0, u), 0.0, table.shape[1] - 1.000001)
         idx = u.astype(np.intp)
-        s = (u - idx)[:, None]
-        a = table[idx]
-        out = a[:, 3] * s
-        out += a[:, 2]
+        s = u - idx
+        a = np.take(table, idx, axis=1).reshape(4, N_COEFFICIENTS, -1)
+        out = a[3] * s
+        out += a[2]
         out *= s
-        out += a[:, 1]
+        out += a[1]
         out *= s
-        out += a[:, 0]
+        out += a[0]
         if bad.any():
-            out[bad] = np.nan
-        return np.ascontiguousarray(out.T)
+            out[:, bad] = np.nan
+        return out
 
     # ------------------------------------------------------------------ per-cell constants
     def cell_parameters(self, n_H):

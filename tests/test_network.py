@@ -1,0 +1,53 @@
+"""Right-hand side and Jacobian of the primordial network."""
+
+import numpy as np
+import pytest
+
+from conftest import region_states
+from thermoemu.networks.primordial.network import PrimordialNetwork
+
+
+@pytest.mark.parametrize("region", [0, 1, 2, 3, 4])
+def test_jacobian_matches_finite_differences(exact_network, region):
+    n_H, x = region_states(region, 12, seed=region)
+    cell = exact_network.cell_parameters(n_H)
+    f0 = exact_network.rhs(x, cell)
+    J = exact_network.jacobian(x, cell, f0)
+    scale = np.abs(x)
+    for m in range(7):
+        dx = 1e-6 * scale[m]
+        xp = x.copy()
+        xp[m] += dx
+        column = (exact_network.rhs(xp, cell) - f0) / dx
+        # compare in scaled form J[:, m] * x[m] against the size of the rates
+        err = np.abs(column - J[:, m]) * scale[m]
+        size = np.abs(f0) + np.abs(J[:, m]) * scale[m] + 1e-300
+        assert np.median(err / size) < 1e-4
+
+
+@pytest.mark.parametrize("region", [0, 1, 2, 3, 4])
+def test_tabulated_coefficients_match_exact(network, exact_network, region):
+    n_H, x = region_states(region, 500, seed=20 + region)
+    cell = network.cell_parameters(n_H)
+    a = network.rhs(x, cell)
+    b = exact_network.rhs(x, cell)
+    rel = np.abs(a - b) / (np.abs(b) + 1e-300)
+    assert np.median(rel) < 1e-9
+    assert np.percentile(rel, 99) < 1e-3
+
+
+def test_vectorized_over_cells(network):
+    n_H, x = region_states(1, 10, seed=1)
+    cell = network.cell_parameters(n_H)
+    whole = network.rhs(x, cell)
+    for i in range(10):
+        one = network.rhs(x[:, i:i + 1], network.take_cells(cell, [i]))
+        np.testing.assert_allclose(one[:, 0], whole[:, i], rtol=1e-12)
+
+
+def test_options_are_validated_and_change_the_physics():
+    with pytest.raises(ValueError, match=r"option k2='case_c' is not allowed; choose one of \('case_b', 'case_a'\)"):
+        PrimordialNetwork(k2="case_c")
+    a, b = PrimordialNetwork(), PrimordialNetwork(k2="case_a")
+    n_H, x = region_states(0, 5, seed=2)
+    assert not np.allclose(a.rhs(x, a.cell_parameters(n_H)), b.rhs(x, b.cell_parameters(n_H)))
