@@ -30,5 +30,11 @@ class Network(Protocol):
     def jacobian(self, x, cell, f=None):
         """``d(dx/dt)/dx``, shape ``(n_vars, n_vars, n_cells)``."""
 
+    def rhs_and_jacobian(self, x, cell):
+        """Both at once, sharing work: ``(dx/dt, d(dx/dt)/dx)``."""
+
+    def take_cells(self, cell, idx):
+        """The cell parameters of a subset of cells."""
+
     def project(self, x):
         """Enforce the network's conservation laws on ``x`` in place; returns ``x``."""

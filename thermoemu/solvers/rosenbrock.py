@@ -198,8 +198,7 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
         ca = network.take_cells(cell, active)
         remaining = dt[active] - t[active]
         ha = np.minimum(h[active], remaining)
-        f0 = network.rhs(xa, ca)
-        J = network.jacobian(xa, ca, f0)
+        f0, J = network.rhs_and_jacobian(xa, ca)
         lu, perm = lu_factor(eye / (ha * _GAMMA) - J)
         K = [None] * 4
         K[0] = lu_solve(lu, perm, f0.copy())

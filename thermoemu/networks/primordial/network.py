@@ -450,15 +450,18 @@ class PrimordialNetwork:
         forward difference in T (relative step 1e-6) and the temperature row a forward
         difference in each abundance (relative step 1e-7) reusing the T coefficients.
         """
+        return self.rhs_and_jacobian(x, cell)[1]
+
+    def rhs_and_jacobian(self, x, cell):
+        """``(rhs(x), jacobian(x))`` sharing the coefficient evaluation (what stiff solvers need)."""
         y, T = x[:6], x[TEMP]
         n = T.shape[0]
         c = self._coefficients(T)
         kn = self._rate_constants(c, cell, T)
         r = self._reaction_rates(kn, y)
-        if f is None:
-            f = np.empty_like(x)
-            f[:6] = STOICHIOMETRY @ r
-            f[TEMP] = self._energy_rate(c, cell, y, T, r)
+        f = np.empty_like(x)
+        f[:6] = STOICHIOMETRY @ r
+        f[TEMP] = self._energy_rate(c, cell, y, T, r)
         J = np.zeros((N_VARS, N_VARS, n))
         D = self._reaction_rate_derivatives(kn, y)
         J[:6, :6] = (self._slot_map[1] @ D).reshape(6, 6, n)
@@ -479,7 +482,7 @@ class PrimordialNetwork:
                     for s in reac:
                         rp[j] = rp[j] * yp[s]
             J[TEMP, m] = (self._energy_rate(c, cell, yp, T, rp) - f[TEMP]) / dy
-        return J
+        return f, J
 
     def heating_cooling(self, x, cell):
         """Heating and cooling rates by process [erg cm^-3 s^-1] (cooling positive).
