@@ -37,11 +37,12 @@ def run(cells=32768, scipy_cells=48, seed=0, rtols=(1e-4, 1e-3)):
     n_H, x = sample_region(1, cells, np.random.default_rng(seed))
     cell = network.cell_parameters(n_H)
     subset = np.random.default_rng(seed + 1).choice(cells, size=min(scipy_cells, cells), replace=False)
+    conv = np.random.default_rng(seed + 2).choice(cells, size=min(4096, cells), replace=False)
     t_ff = float(free_fall_time(1e6))
     rows = []
     for fraction in (0.1, 1e-3):
         dt = np.full(cells, fraction * t_ff)
-        reference = integrate(network, x, cell, dt, SolverSettings(rtol=1e-7))
+        reference = integrate(network, x[:, conv], network.take_cells(cell, conv), dt[conv], SolverSettings(rtol=1e-7))
         for rtol in rtols:
             t0 = time.perf_counter()
             res = integrate(network, x, cell, dt, SolverSettings(rtol=rtol))
@@ -58,7 +59,7 @@ def run(cells=32768, scipy_cells=48, seed=0, rtols=(1e-4, 1e-3)):
                 "scipy_cells": int(subset.size), "scipy_wall_s": wall_loop,
                 "scipy_cells_per_s": subset.size / wall_loop,
                 "speedup": (cells / wall) / (subset.size / wall_loop),
-                "converged_vs_rtol1e-7": converged_fraction(res.x, reference.x),
+                "converged_vs_rtol1e-7": converged_fraction(res.x[:, conv], reference.x),
                 "agree_with_scipy_subset": converged_fraction(res.x[:, subset], loop.x),
             }
             rows.append(row)

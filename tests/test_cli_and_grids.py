@@ -74,3 +74,20 @@ def test_cli_collapse_writes_netcdf_and_plot(tmp_path):
     assert float(ds["n_H"][-1]) == pytest.approx(1e4)
     ds.close()
     assert png.stat().st_size > 10_000
+
+
+def test_uniform_density_broadcasts_over_temperature_grid():
+    ds = primordial_state(1e6, xr.DataArray([50.0, 500.0, 5000.0], dims="cell"),
+                          {"H2": 1e-3, "H+": 1e-5, "H-": 1e-12, "H2+": 1e-14}, complete=True)
+    out = integrate_state(ds, "1e5")  # a plain number string is in seconds
+    assert out["n_H"].dims == ("cell",) and bool(out["success"].all())
+
+
+def test_cli_collapse_short_track_reports_success(tmp_path):
+    assert main(["collapse", "--reference", "--n-end", "5", "-q", "-o", str(tmp_path / "c.nc")]) == 0
+
+
+def test_collapse_refuses_impossible_initial_abundances():
+    from thermoemu import collapse
+    with pytest.raises(ValueError, match="2 y_H2 \\+ y_e < 1"):
+        collapse(y_e=0.7, y_H2=0.2)

@@ -47,6 +47,11 @@ def test_numpy_arrays_need_dims_beyond_1d():
     assert ds["n_H"].dims == ("x", "y")
 
 
+def test_dims_must_name_every_axis():
+    with pytest.raises(StateError, match=r"n_H has 1 dimension\(s\) \(shape \(3,\)\) but dims=\('x', 'y'\) names 2"):
+        primordial_state(np.full(3, 1e3), 300.0, TRACE, dims=("x", "y"), complete=True)
+
+
 def test_abundance_array_with_species_last_axis():
     y = np.array([list(full().values())] * 5)
     ds = primordial_state(np.full(5, 1e2), np.full(5, 100.0), y)
@@ -54,7 +59,8 @@ def test_abundance_array_with_species_last_axis():
 
 
 BAD_INPUTS = [
-    ({"n_H": -1.0}, StateError, r"n_H = -1 .* below the allowed range \[1e-08, 1e\+24\] cm\^-3"),
+    ({"n_H": -1.0}, StateError, r"n_H = -1 .* below the allowed range \[1e-08, 1e\+22\] cm\^-3"),
+    ({"n_H": 1e23}, StateError, r"n_H = 1e\+23 .* above the allowed range \[1e-08, 1e\+22\] cm\^-3"),
     ({"n_H": np.nan}, StateError, r"n_H has non-finite value nan"),
     ({"n_H": np.inf}, StateError, r"n_H has non-finite value inf"),
     ({"temperature": 0.0}, StateError, r"temperature = 0 .* below the allowed range \[1, 1e\+06\] K"),

@@ -23,7 +23,8 @@ def _collapse(a):
     ds.to_netcdf(a.output, engine="netcdf4")
     if a.plot:
         plot_collapse(ds, a.plot)
-    i = int(np.nanargmin(ds["temperature"].where(ds["n_H"] > 10).values))
+    dense = ds["n_H"].values > 10 if (ds["n_H"].values > 10).any() else np.ones(ds.sizes["step"], bool)
+    i = int(np.argmin(np.where(dense, ds["temperature"].values, np.inf)))
     print(f"collapse to n_H = {float(ds['n_H'][-1]):.3g} cm^-3 in {ds.sizes['step'] - 1} steps ({wall:.1f} s); "
           f"T_min = {float(ds['temperature'][i]):.0f} K at n_H = {float(ds['n_H'][i]):.3g} cm^-3; "
           f"final T = {float(ds['temperature'][-1]):.0f} K; wrote {a.output}" + (f" and {a.plot}" if a.plot else ""))

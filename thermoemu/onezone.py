@@ -3,7 +3,8 @@
 ``dn_H/dt = n_H / t_ff`` with ``t_ff = sqrt(3 pi / (32 G rho))``. Each outer step of length
 ``dt = step_fraction * t_ff(n_H)``: (i) integrate eqs. (1)-(2) at fixed n_H over dt with the
 reference solver, (ii) add compressional heating ``Gamma_comp = (sum y + y_He) k_B T dn_H/dt`` as
-``dT = Gamma_comp dt / (n_H c_v)``, (iii) advance n_H with the closed form
+``dT = Gamma_comp dt / (n_H c_v)``, with ``dn_H/dt dt / n_H`` taken as the step's exact
+``ln(n_H(t + dt)/n_H(t))``, (iii) advance n_H with the closed form
 ``n^-1/2(t + dt) = n^-1/2(t) - dt / (2 n^1/2 t_ff)``.
 """
 
@@ -73,6 +74,13 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
         raise ValueError(f"step_fraction = {step_fraction!r} must be in (0, 1]")
     if not 0 < n_start < n_end:
         raise ValueError(f"need 0 < n_start < n_end, got n_start={n_start!r}, n_end={n_end!r}")
+    if not 1.0 <= temperature <= 1e6:
+        raise ValueError(f"temperature = {temperature!r} K is outside the allowed range [1, 1e6] K")
+    if not (0 <= y_e and 0 <= y_H2 and 2 * y_H2 + y_e < 1):
+        raise ValueError(f"need y_e >= 0, y_H2 >= 0 and 2 y_H2 + y_e < 1 (so that y(H) > 0); "
+                         f"got y_e={y_e!r}, y_H2={y_H2!r}")
+    if int(record_every) < 1:
+        raise ValueError(f"record_every = {record_every!r} must be a positive integer")
     network = network or default_network()
     settings = settings or SolverSettings()
     x = initial_collapse_state(temperature, y_e, y_H2)[:, None]
@@ -101,13 +109,14 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
         if not res.success[0]:
             raise RuntimeError(f"reference solver failed at n_H = {n[0]:.3g} cm^-3: {res.reasons[0]}")
         x = res.x
-        # (ii) compressional heating with the updated state
-        hc = network.heating_cooling(x, cell)
-        x[TEMP] += (x[:6].sum(axis=0) + Y_HE) * K_BOLTZMANN * x[TEMP] * dt / (tff * hc["heat_capacity"])
-        # (iii) density
-        n = (n ** -0.5 - dt / (2.0 * np.sqrt(n) * tff)) ** -2.0
+        # (iii) density, closed form; (ii) compressional heating Gamma_comp dt / (n_H c_v) with
+        # the updated state, using the exact d ln n_H of the step for n_H' dt / n_H
+        n_new = (n ** -0.5 - dt / (2.0 * np.sqrt(n) * tff)) ** -2.0
         if dt[0] >= dt_end[0]:
-            n = np.array([float(n_end)])
+            n_new = np.array([float(n_end)])
+        hc = network.heating_cooling(x, cell)
+        x[TEMP] += (x[:6].sum(axis=0) + Y_HE) * K_BOLTZMANN * x[TEMP] * np.log(n_new / n) / hc["heat_capacity"]
+        n = n_new
         t += float(dt[0])
         step += 1
         if step % record_every == 0 or n[0] >= n_end:

@@ -7,6 +7,7 @@ Bridges xarray state grids (any cell dims, numpy- or dask-backed) and the plain-
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -20,6 +21,8 @@ from .units import to_units
 __all__ = ["integrate_state", "default_network", "free_fall_time", "state_to_arrays"]
 
 _DEFAULT_NETWORK = None
+#: Highest n_H [cm^-3] where the non-equilibrium network is meant to be used (OS25 section 2.1).
+NETWORK_MAX_DENSITY = 1e18
 
 
 def default_network():
@@ -101,6 +104,12 @@ def integrate_state(ds, dt, *, network=None, method="rosenbrock", settings=None,
         ``flag_meanings``) per cell.
     """
     ds = validate_state(ds)
+    if ds["abundance"].chunks is not None:
+        ds = ds.chunk({"species": -1})  # the kernel needs all species of a cell together
+    if bool((ds["n_H"] > NETWORK_MAX_DENSITY).any()):
+        warnings.warn(f"cells with n_H > {NETWORK_MAX_DENSITY:g} cm^-3: the non-equilibrium network lacks "
+                      "inverse reactions there; Ono & Sugimura (2025) use Saha equilibrium instead",
+                      stacklevel=2)
     network = network or default_network()
     settings = settings or SolverSettings()
     if method not in ("rosenbrock", "Radau", "BDF"):

@@ -22,17 +22,17 @@ import numpy as np
 import xarray as xr
 
 from .constants import Y_HE
-from .networks.primordial.network import (CONSERVATION_NAMES, SPECIES, conservation_residual,
-                                          project_abundances)
+from .networks.primordial.network import CONSERVATION_NAMES, SPECIES, project_abundances
 from .units import CANONICAL_UNITS, UnitsError, to_units, ureg
 
 __all__ = ["StateError", "primordial_state", "validate_state", "conservation_error",
            "project_state", "open_state", "write_state", "VALID_RANGES"]
 
 #: Allowed ranges of the state variables (inclusive). The network is built for
-#: 1e-3 <= n_H <= 1e18 cm^-3 (1e22 with the Saha table); its coefficient tables span 1 K - 1e6 K.
+#: 1e-3 <= n_H <= 1e18 cm^-3 (the package aims at 1e22 with a Saha table above 1e18); its
+#: coefficient tables span 1 K - 1e6 K.
 VALID_RANGES = {
-    "n_H": (1e-8, 1e24),
+    "n_H": (1e-8, 1e22),
     "temperature": (1.0, 1e6),
     "abundance": (0.0, 1.0),
 }
@@ -59,10 +59,13 @@ def _as_dataarray(value, name, units, dims):
                 raise StateError(
                     f"{name} is a {magnitude.ndim}-d array: pass dims=(...) naming its "
                     f"{magnitude.ndim} dimensions, e.g. dims=('x', 'y', 'z')")
+        elif magnitude.ndim == 0:
+            dims_ = ()
         else:
-            dims_ = tuple(dims)[:magnitude.ndim] if magnitude.ndim <= len(dims) else None
-            if dims_ is None or len(dims_) != magnitude.ndim:
-                raise StateError(f"{name} has {magnitude.ndim} dimensions but dims={tuple(dims)!r}")
+            dims_ = tuple(dims)
+            if len(dims_) != magnitude.ndim:
+                raise StateError(f"{name} has {magnitude.ndim} dimension(s) (shape {magnitude.shape}) "
+                                 f"but dims={dims_!r} names {len(dims_)}")
         da = xr.DataArray(magnitude, dims=dims_)
     return da.astype(float).assign_attrs(units=CANONICAL_UNITS[name.split("(")[0]] if name in CANONICAL_UNITS else units)
 
@@ -163,6 +166,11 @@ def primordial_state(n_H, temperature, abundance, dims=None, *, project=False,
 
 
 def _check_values(da, name, lo, hi, allow_zero=False):
+    # cheap reductions first (lazy for dask: only scalars are computed); locate only on failure
+    finite = bool(np.isfinite(da).all())
+    low_ok = bool((da >= lo).all()) if allow_zero else bool(((da >= lo) & (da > 0)).all())
+    if finite and low_ok and bool((da <= hi).all()):
+        return
     values = np.asarray(da.values)
     bad_nan = ~np.isfinite(values)
     if bad_nan.any():
@@ -228,11 +236,13 @@ def validate_state(ds, *, tolerance=DEFAULT_TOLERANCE, project=False):
     absent = [s for s in SPECIES if s not in names]
     if absent:
         raise StateError(f"abundance is missing species {absent}; need all of {list(SPECIES)}")
-    cell_dims = [d for d in y.dims if d != "species"]
-    for name in ("n_H", "temperature"):
-        if set(out[name].dims) - set(cell_dims):
-            raise StateError(f"{name} has dims {out[name].dims} not shared by abundance {y.dims}")
-    out["abundance"] = y.sel(species=list(SPECIES)).transpose(*cell_dims, "species").assign_attrs(
+    # every variable over the same cell dims (n_H may be uniform, temperature may vary, ...)
+    n_H, T, y = xr.broadcast(out["n_H"], out["temperature"], y.sel(species=list(SPECIES)),
+                             exclude=("species",))
+    cell_dims = list(n_H.dims)
+    out["n_H"] = n_H.transpose(*cell_dims).assign_attrs(out["n_H"].attrs)
+    out["temperature"] = T.transpose(*cell_dims).assign_attrs(out["temperature"].attrs)
+    out["abundance"] = y.transpose(*cell_dims, "species").assign_attrs(
         units="1", long_name="abundance n(i)/n_H")
     _check_values(out["n_H"], "n_H", *VALID_RANGES["n_H"])
     _check_values(out["temperature"], "temperature", *VALID_RANGES["temperature"])
@@ -241,7 +251,7 @@ def validate_state(ds, *, tolerance=DEFAULT_TOLERANCE, project=False):
                       allow_zero=True)
     err = conservation_error(out)
     for k, law in enumerate(CONSERVATION_NAMES):
-        worst = float(np.max(np.abs(err.isel(law=k).values))) if err.size else 0.0
+        worst = float(np.abs(err.isel(law=k)).max()) if err.size else 0.0
         if worst > tolerance:
             if project:
                 out = project_state(out)
@@ -260,12 +270,13 @@ def conservation_error(ds):
     ``law="hydrogen nuclei"``: ``y(H) + 2y(H2) + y(H+) + y(H-) + 2y(H2+) - 1``;
     ``law="charge"``: ``(y(e-) - y(H+) - y(H2+) + y(H-))`` relative to the charged abundances.
     """
-    y = ds["abundance"].transpose("species", ...)
-    r = conservation_residual(np.asarray(y.values))
-    charged = np.abs(np.asarray(y.sel(species=["e-", "H+", "H-", "H2+"]).values)).sum(axis=0)
-    r[1] = np.where(charged > 0, r[1] / np.where(charged > 0, charged, 1.0), r[1])
-    dims = ("law",) + tuple(d for d in y.dims if d != "species")
-    return xr.DataArray(r, dims=dims, coords={"law": list(CONSERVATION_NAMES)})
+    y = ds["abundance"]
+    s = {k: y.sel(species=k, drop=True) for k in SPECIES}
+    hydrogen = s["H"] + 2 * s["H2"] + s["H+"] + s["H-"] + 2 * s["H2+"] - 1.0
+    charge = s["e-"] - s["H+"] - s["H2+"] + s["H-"]
+    charged = abs(s["e-"]) + abs(s["H+"]) + abs(s["H-"]) + abs(s["H2+"])
+    charge = xr.where(charged > 0, charge / xr.where(charged > 0, charged, 1.0), charge)
+    return xr.concat([hydrogen, charge], dim="law").assign_coords(law=list(CONSERVATION_NAMES))
 
 
 #: Largest relative change of any abundance that a projection may make.

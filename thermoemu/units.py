@@ -39,6 +39,8 @@ def parse_quantity(value, default_units):
             value = ureg.Quantity(value)
         except Exception as exc:  # pint raises several types
             raise UnitsError(f"cannot parse {value!r} as a quantity: {exc}") from None
+        if value.unitless:
+            value = ureg.Quantity(float(value.magnitude), default_units)
     if isinstance(value, ureg.Quantity):
         return value
     return ureg.Quantity(np.asarray(value, dtype=float), default_units)

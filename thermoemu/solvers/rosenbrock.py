@@ -66,6 +66,9 @@ class SolverSettings:
         Cells integrated together; bounds memory (about 2 kB per cell).
     abundance_floor : float
         Abundances are kept >= this tiny positive value after each substep.
+    project : bool
+        Project the result onto the network's conservation laws (hydrogen nuclei and charge to
+        round-off). Without it they hold to the integration error only.
     """
 
     step_control: str = "error"
@@ -77,6 +80,7 @@ class SolverSettings:
     max_substeps: int = 20000
     chunk_size: int = 65536
     abundance_floor: float = 1e-40
+    project: bool = True
 
     def __post_init__(self):
         if self.step_control not in ("error", "relative_change"):
@@ -147,6 +151,9 @@ def integrate(network, x0, cell, dt, settings: SolverSettings | None = None, pro
     x0 = np.asarray(x0, dtype=float)
     n_vars, n = x0.shape
     dt = np.broadcast_to(np.asarray(dt, dtype=float), (n,)).copy()
+    bad = ~np.isfinite(dt) | (dt < 0)
+    if bad.any():
+        raise ValueError(f"dt = {float(dt[bad][0]):g} s is not allowed; dt must be finite and >= 0 s")
     result = SolverResult(x=x0.copy(), success=np.zeros(n, bool), status=np.zeros(n, np.int8),
                           substeps=np.zeros(n, np.int64), rejected=np.zeros(n, np.int64),
                           time_reached=np.zeros(n))
@@ -221,8 +228,14 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
             else:
                 tol = atol + settings.rtol * np.maximum(np.abs(xa), np.abs(x_new))
                 err = np.max(np.abs(K[3]) / tol, axis=0)
-            # negative excursions beyond the tolerance count as error
-            neg = np.max(np.where(x_new < 0, -x_new, 0.0) / (atol + settings.rtol * np.abs(xa)), axis=0)
+            # negative excursions beyond the tolerance count as error; in relative-change mode
+            # abundances below change_floor are ignored like everywhere else in that mode
+            if relative_mode:
+                allowed = settings.max_relative_change * np.abs(xa)
+                allowed[abundance_rows] = np.maximum(allowed[abundance_rows], settings.change_floor)
+            else:
+                allowed = atol + settings.rtol * np.abs(xa)
+            neg = np.max(np.where(x_new < 0, -x_new, 0.0) / allowed, axis=0)
             err = np.where(finite, np.maximum(err, neg), np.inf)
         accept = err <= 1.0
         acc = active[accept]
@@ -251,7 +264,7 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
         done[active[stop]] = True
         active = active[~stop]
 
-    result.x[:, idx] = network.project(x)
+    result.x[:, idx] = network.project(x) if settings.project else x
     ok = (status == 0) & (t >= dt * (1.0 - 1e-12))
     result.success[idx] = ok
     result.status[idx] = status

@@ -105,8 +105,9 @@ class PrimordialOptions:
     thermalization : bool
         Apply the Omukai (2000) factor to the heat of H2 formation (reactions 3, 7, 8).
     coefficients : {"table", "exact"}
-        Temperature-only coefficients from a table (cubic Hermite interpolation in log T on 400
-        points per dex, 1 K - 1e6 K, C1-smooth; Grackle tabulates too) or evaluated exactly.
+        Temperature-only coefficients from a table (monotone cubic interpolation in log T on 400
+        points per dex, 1 K - 1e6 K, C1-smooth, no overshoot; Grackle tabulates too) or
+        evaluated exactly.
     """
 
     k2: str = "case_b"
@@ -259,31 +260,27 @@ class PrimordialNetwork:
         return c
 
     def _build_table(self):
-        """Cubic Hermite (C1) table of the temperature coefficients in u = log10 T.
+        """Monotone cubic (PCHIP, Fritsch & Carlson 1980) table of the temperature coefficients.
 
-        Node values and derivatives (central differences of the exact functions, step 1e-4 dex)
-        give per-interval cubic polynomials ``a0 + a1 s + a2 s^2 + a3 s^3``, s in [0, 1).
+        C1-smooth in u = log10 T, and it never overshoots the node values, also where a
+        coefficient jumps by design (e.g. the H2 collision rates switch on at 100 K). Per-interval
+        cubic polynomials ``a0 + a1 s + a2 s^2 + a3 s^3``, s in [0, 1).
         """
+        from scipy.interpolate import PchipInterpolator
+
         n = int((_TABLE_LOGT_MAX - _TABLE_LOGT_MIN) * _TABLE_PER_DEX) + 1
         logT = np.linspace(_TABLE_LOGT_MIN, _TABLE_LOGT_MAX, n)
-        du = 1e-4
         with np.errstate(all="ignore"):
             v = self.temperature_coefficients(10.0**logT).T
-            vp = self.temperature_coefficients(10.0 ** (logT + du)).T
-            vm = self.temperature_coefficients(10.0 ** (logT - du)).T
         v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        d = np.nan_to_num((vp - vm) / (2 * du), nan=0.0, posinf=0.0, neginf=0.0) / _TABLE_PER_DEX
-        # keep the interpolant from overshooting where a coefficient underflows to zero
-        d = np.where(np.abs(d) > 50.0 * np.abs(v) + 1e-300, 0.0, d)
-        v0, v1, d0, d1 = v[:-1], v[1:], d[:-1], d[1:]
+        c = PchipInterpolator(logT, v, axis=0).c  # (4, n-1, ncol), powers of (u - u_i), highest first
         ncol = v.shape[1]
         # layout (4 * ncol, n): row k * ncol + j holds the s^k coefficient of column j, so that one
         # np.take along the grid axis yields contiguous (ncol, n_cells) blocks
         coeffs = np.zeros((4, ncol, n))
-        coeffs[0, :, :-1] = v0.T
-        coeffs[1, :, :-1] = d0.T
-        coeffs[2, :, :-1] = (3.0 * (v1 - v0) - 2.0 * d0 - d1).T
-        coeffs[3, :, :-1] = (2.0 * (v0 - v1) + d0 + d1).T
+        h = 1.0 / _TABLE_PER_DEX
+        for k in range(4):
+            coeffs[k, :, :-1] = (c[3 - k] * h**k).T
         coeffs[0, :, -1] = v[-1]
         return coeffs.reshape(4 * ncol, n)
 
