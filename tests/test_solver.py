@@ -105,8 +105,8 @@ def test_zero_dt_returns_input(network):
 
 
 # States per region compared with Radau in `make test`. The full figure (200 per region) comes from
-# `python -m thermoemu.validation --states 200`; per-cell Radau at rtol 1e-8 costs ~2 s per state
-# (minutes per state in region 4), which is why the test suite uses a subset.
+# `python -m thermoemu.validation --states 200` (docs/solver.md); per-cell Radau at rtol 1e-8 costs
+# ~2 s per state and occasionally minutes, which is why the test suite uses a subset.
 VALIDATION_STATES = {0: 6, 1: 6, 2: 6, 3: 6, 4: 2}
 
 

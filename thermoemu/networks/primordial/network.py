@@ -273,7 +273,9 @@ class PrimordialNetwork:
         with np.errstate(all="ignore"):
             v = self.temperature_coefficients(10.0**logT).T
         v = np.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0)
-        c = PchipInterpolator(logT, v, axis=0).c  # (4, n-1, ncol), powers of (u - u_i), highest first
+        with np.errstate(all="ignore"):  # harmonic means of secants that underflow to 0
+            c = PchipInterpolator(logT, v, axis=0).c  # (4, n-1, ncol), powers of (u - u_i), highest first
+        c = np.nan_to_num(c, nan=0.0, posinf=0.0, neginf=0.0)
         ncol = v.shape[1]
         # layout (4 * ncol, n): row k * ncol + j holds the s^k coefficient of column j, so that one
         # np.take along the grid axis yields contiguous (ncol, n_cells) blocks
