@@ -80,7 +80,7 @@ def validate_solver(states_per_region=200, *, regions=(0, 1, 2, 3, 4), seed=2026
     own = client is None
     if own:
         cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
     try:
         t0 = time.perf_counter()
