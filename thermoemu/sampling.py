@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .networks.primordial.network import CONSERVATION_MATRIX, SPECIES
+from .networks.primordial.network import CONSERVATION_MATRIX
 
 #: Table 1 of Ono & Sugimura (2025): log10 ranges per region.
 REGIONS = {
@@ -69,4 +69,4 @@ def sample_region(region, n, rng):
     return n_H[:n], x[:, :n]
 
 
-__all__ = ["REGIONS", "region_of", "sample_region", "SPECIES"]
+__all__ = ["REGIONS", "region_of", "sample_region"]

@@ -67,7 +67,7 @@ def _as_dataarray(value, name, units, dims):
                 raise StateError(f"{name} has {magnitude.ndim} dimension(s) (shape {magnitude.shape}) "
                                  f"but dims={dims_!r} names {len(dims_)}")
         da = xr.DataArray(magnitude, dims=dims_)
-    return da.astype(float).assign_attrs(units=CANONICAL_UNITS[name.split("(")[0]] if name in CANONICAL_UNITS else units)
+    return da.astype(float).assign_attrs(units=units)
 
 
 def _abundance_dataarray(abundance, dims, complete):
