@@ -1,4 +1,4 @@
-"""Command line: ``thermoemu collapse | integrate | sample``."""
+"""Command line: ``thermoemu collapse | integrate | build | sample``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,21 @@ def _sample(a):
     return 0
 
 
+def _build(a):
+    from .catalog import build_catalog
+
+    if a.workers is not None and a.scheduler is not None:
+        print("thermoemu build: error: give --workers or --scheduler, not both", file=sys.stderr)
+        return 2
+    t0 = time.perf_counter()
+    index = build_catalog(a.spec, a.out, samples=a.samples, n_workers=a.workers, scheduler=a.scheduler,
+                          progress=not a.quiet)
+    wall = time.perf_counter() - t0
+    print(f"catalog {index['name']}: {index['samples_written']} samples in {len(index['shards'])} shards "
+          f"({index['failed']} failed integrations, flagged) in {a.out}; {wall:.1f} s")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="thermoemu", description="Primordial thermochemistry for simulations.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -94,6 +109,16 @@ def build_parser():
     i.add_argument("-q", "--quiet", action="store_true")
     i.set_defaults(func=_integrate)
 
+    b = sub.add_parser("build", help="build or resume a training catalog from a YAML spec on a dask cluster")
+    b.add_argument("spec", help="catalog spec (YAML file, or a built-in name such as popiii-r1)")
+    b.add_argument("--out", required=True, help="catalog folder (shards + index.json)")
+    b.add_argument("--samples", type=int, default=None, help="override the spec's sample count")
+    b.add_argument("--workers", type=int, default=None,
+                   help="worker processes of a LocalCluster (default: number of cores)")
+    b.add_argument("--scheduler", default=None, help="address of an existing dask scheduler, e.g. tcp://host:8786")
+    b.add_argument("-q", "--quiet", action="store_true")
+    b.set_defaults(func=_build)
+
     s = sub.add_parser("sample", help="write random states of a density region (OS25 Table 1)")
     s.add_argument("--region", type=int, default=1, choices=range(5))
     s.add_argument("--cells", type=int, default=1000)
@@ -105,11 +130,12 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    from .catalog import CatalogError
     from .state import StateError
     from .units import UnitsError
     try:
         return args.func(args)
-    except (StateError, UnitsError, ValueError, FileNotFoundError) as exc:
+    except (StateError, UnitsError, ValueError, FileNotFoundError, CatalogError) as exc:
         print(f"thermoemu {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

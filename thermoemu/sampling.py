@@ -30,7 +30,7 @@ def region_of(n_H):
 
 
 def sample_region(region, n, rng):
-    """Draw ``n`` conserved states of a region.
+    """Draw ``n`` conserved states of a region of OS25 Table 1.
 
     Parameters
     ----------
@@ -41,14 +41,36 @@ def sample_region(region, n, rng):
 
     Returns
     -------
+    n_H, x
+        As :func:`sample_states`.
+    """
+    if region not in REGIONS:
+        raise ValueError(f"region must be one of {sorted(REGIONS)}, got {region!r}")
+    return sample_states(REGIONS[region], n, rng)
+
+
+#: Keys of a log10 range table (:data:`REGIONS` entries, catalog specs).
+RANGE_KEYS = ("n_H", "temperature", "H", "H2", "ion", "trace")
+
+
+def sample_states(ranges, n, rng):
+    """Draw ``n`` conserved states, every variable log-uniform in its range.
+
+    Parameters
+    ----------
+    ranges : mapping
+        log10 ranges ``(lo, hi)`` for ``n_H`` [cm^-3], ``temperature`` [K], ``H``, ``H2``,
+        ``ion`` (H+; e- then follows from charge) and ``trace`` (H- and H2+).
+    n : int
+    rng : numpy.random.Generator
+
+    Returns
+    -------
     n_H : ndarray (n,)
         [cm^-3]
     x : ndarray (7, n)
         Abundances in network order and temperature [K].
     """
-    if region not in REGIONS:
-        raise ValueError(f"region must be one of {sorted(REGIONS)}, got {region!r}")
-    ranges = REGIONS[region]
     n_H = np.empty(0)
     x = np.empty((7, 0))
     while x.shape[1] < n:
@@ -69,4 +91,4 @@ def sample_region(region, n, rng):
     return n_H[:n], x[:, :n]
 
 
-__all__ = ["REGIONS", "region_of", "sample_region"]
+__all__ = ["RANGE_KEYS", "REGIONS", "region_of", "sample_region", "sample_states"]

@@ -11,6 +11,8 @@ Run: ``python -m thermoemu.validation --states 200 --workers 2 -o validation.nc`
 from __future__ import annotations
 
 import argparse
+import hashlib
+import os
 import sys
 import time
 
@@ -36,8 +38,15 @@ def _radau_block(n_H, x, dt, rtol):
     return res.x, res.success
 
 
+def _block_key(n_H, x, dt, rtol):
+    h = hashlib.sha256()
+    for a in (n_H, x, dt, np.asarray(rtol, float)):
+        h.update(np.ascontiguousarray(a, dtype=float).tobytes())
+    return h.hexdigest()[:20]
+
+
 def validate_solver(states_per_region=200, *, regions=(0, 1, 2, 3, 4), seed=2026, rtol_reference=1e-8,
-                    settings=None, client=None, n_workers=2, block=4, progress=True):
+                    settings=None, client=None, n_workers=2, block=4, progress=True, reference_cache=None):
     """Compare the batched solver with per-cell Radau on random Table 1 states.
 
     Parameters
@@ -55,6 +64,10 @@ def validate_solver(states_per_region=200, *, regions=(0, 1, 2, 3, 4), seed=2026
     block : int
         Cells per dask task.
     progress : bool
+    reference_cache : str or path, optional
+        Folder where each finished Radau block is stored (``.npz``, keyed by a hash of its inputs).
+        A re-run reuses finished blocks, so an interrupted validation loses nothing, and other
+        batched-solver settings can be compared against the same references at no Radau cost.
 
     Returns
     -------
@@ -85,17 +98,32 @@ def validate_solver(states_per_region=200, *, regions=(0, 1, 2, 3, 4), seed=2026
     try:
         t0 = time.perf_counter()
         starts = list(range(0, n_H.size, block))
-        futures = {client.submit(_radau_block, n_H[s:s + block], x0[:, s:s + block], dt[s:s + block],
-                                 rtol_reference, pure=False): s for s in starts}
         ref = np.empty_like(x0)
         ref_ok = np.zeros(n_H.size, bool)
+        cached = {}
+        if reference_cache is not None:
+            os.makedirs(reference_cache, exist_ok=True)
+            for s in starts:
+                sl = slice(s, s + block)
+                path = os.path.join(reference_cache, f"radau_{_block_key(n_H[sl], x0[:, sl], dt[sl], rtol_reference)}.npz")
+                cached[s] = path
+                if os.path.exists(path):
+                    with np.load(path) as f:
+                        ref[:, sl], ref_ok[sl] = f["x"], f["success"]
+        todo = [s for s in starts if not (s in cached and os.path.exists(cached[s]))]
+        futures = {client.submit(_radau_block, n_H[s:s + block], x0[:, s:s + block], dt[s:s + block],
+                                 rtol_reference, pure=False): s for s in todo}
         for k, fut in enumerate(as_completed(futures), 1):
             s = futures[fut]
             xr_, ok = fut.result()
             ref[:, s:s + xr_.shape[1]] = xr_
             ref_ok[s:s + xr_.shape[1]] = ok
+            if s in cached:
+                tmp = cached[s] + ".part.npz"
+                np.savez(tmp, x=xr_, success=ok)
+                os.replace(tmp, cached[s])
             if progress:
-                sys.stderr.write(f"\rRadau reference: {k}/{len(starts)} blocks")
+                sys.stderr.write(f"\rRadau reference: {k}/{len(todo)} blocks ({len(starts) - len(todo)} cached)")
                 sys.stderr.flush()
         if progress:
             sys.stderr.write("\n")
@@ -133,6 +161,92 @@ def validate_solver(states_per_region=200, *, regions=(0, 1, 2, 3, 4), seed=2026
     return ds
 
 
+def _crossing_block(n_H, x, horizon, eps, rtol):
+    from .solvers.percell import crossing_times_per_cell
+    network = default_network()
+    return crossing_times_per_cell(network, x, network.cell_parameters(n_H), horizon, eps=eps, rtol=rtol)
+
+
+def validate_timescales(states_per_region=25, *, regions=(0, 1, 2, 3), seed=2026, eps=0.1, rtol_reference=1e-8,
+                        settings=None, client=None, n_workers=2, block=2, slack=1e-3, progress=True):
+    """Check the recorded tau_eps against a direct fine-step integration with scipy events.
+
+    Each state is integrated by the batched solver with ``timescale_eps=eps`` up to the horizon
+    dt_max = 10^0.5 t_ff, and per cell by Radau (rtol 1e-8) with one event per variable. A
+    variable passes when the Radau crossing lies inside the batched solver's substep bracket
+    ``[tau_lower, tau_upper]`` (widened by the relative ``slack``) with the same sign, or when
+    neither crosses before the horizon (the batched value then equals the cap).
+
+    Returns
+    -------
+    xarray.Dataset
+        Per variable and state: both crossing times, the bracket, ``passed``; attrs hold the
+        pass fraction per region.
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    network = default_network()
+    settings = settings or SolverSettings()
+    rng = np.random.default_rng(seed)
+    parts = [sample_region(r, states_per_region, rng) for r in regions]
+    n_H = np.concatenate([p[0] for p in parts])
+    x0 = np.concatenate([p[1] for p in parts], axis=1)
+    region = np.repeat(np.asarray(regions), states_per_region)
+    horizon = 10**0.5 * free_fall_time(n_H)
+    t0 = time.perf_counter()
+    batched = integrate(network, x0, network.cell_parameters(n_H), horizon, settings, timescale_eps=eps,
+                        timescale_horizon=horizon)
+    t_batched = time.perf_counter() - t0
+    own = client is None
+    if own:
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
+        client = Client(cluster)
+    try:
+        t0 = time.perf_counter()
+        starts = list(range(0, n_H.size, block))
+        futures = {client.submit(_crossing_block, n_H[s:s + block], x0[:, s:s + block], horizon[s:s + block],
+                                 eps, rtol_reference, pure=False): s for s in starts}
+        tau_ref = np.empty_like(x0)
+        sign_ref = np.zeros(x0.shape, np.int8)
+        for k, fut in enumerate(as_completed(futures), 1):
+            s = futures[fut]
+            t_, g_ = fut.result()
+            tau_ref[:, s:s + t_.shape[1]] = t_
+            sign_ref[:, s:s + t_.shape[1]] = g_
+            if progress:
+                sys.stderr.write(f"\rRadau crossings: {k}/{len(starts)} blocks")
+                sys.stderr.flush()
+        if progress:
+            sys.stderr.write("\n")
+        t_radau = time.perf_counter() - t0
+    finally:
+        if own:
+            client.close()
+            cluster.close()
+    capped_ref = ~np.isfinite(tau_ref)
+    inside = (tau_ref >= batched.tau_lower * (1 - slack)) & (tau_ref <= batched.tau_upper * (1 + slack))
+    passed = np.where(capped_ref, batched.tau >= horizon * (1 - 1e-9),
+                      inside & (sign_ref == batched.tau_sign))
+    ds = xr.Dataset(
+        {
+            "region": ("state", region),
+            "n_H": ("state", n_H, {"units": "cm^-3"}),
+            "horizon": ("state", horizon, {"units": "s"}),
+            "tau_batched": (("variable", "state"), batched.tau, {"units": "s"}),
+            "tau_lower": (("variable", "state"), batched.tau_lower, {"units": "s"}),
+            "tau_upper": (("variable", "state"), batched.tau_upper, {"units": "s"}),
+            "tau_radau": (("variable", "state"), tau_ref, {"units": "s"}),
+            "passed": (("variable", "state"), passed),
+        },
+        coords={"variable": list(SPECIES) + ["temperature"]},
+        attrs={"eps": eps, "slack": slack, "rtol_reference": rtol_reference, "seed": seed,
+               "wall_batched_s": t_batched, "wall_radau_s": t_radau},
+    )
+    for r in regions:
+        ds.attrs[f"pass_fraction_region{r}"] = float(passed[:, region == r].mean())
+    return ds
+
+
 def _dlog10(a, b):
     """|log10 a - log10 b| for T and for abundances above COMPARE_FLOOR in either; 0 otherwise."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -160,6 +274,12 @@ def main(argv=None):
     p.add_argument("--scheduler", default=None, help="address of an existing dask scheduler")
     p.add_argument("--seed", type=int, default=2026)
     p.add_argument("--regions", default="0,1,2,3,4", help="comma-separated region indices")
+    p.add_argument("--block", type=int, default=4, help="states per dask task (default 4)")
+    p.add_argument("--reference-cache", default=None,
+                   help="folder keeping finished Radau blocks; a re-run resumes from it")
+    p.add_argument("--rtol", type=float, default=None, help="batched-solver rtol (default: its default)")
+    p.add_argument("--timescales", action="store_true",
+                   help="check the recorded tau_eps (eps 0.1) against scipy events instead")
     p.add_argument("-o", "--output", default=None, help="write the comparison as netCDF")
     a = p.parse_args(argv)
     client = None
@@ -167,7 +287,20 @@ def main(argv=None):
         from distributed import Client
         client = Client(a.scheduler)
     regions = tuple(int(r) for r in a.regions.split(","))
-    ds = validate_solver(a.states, regions=regions, seed=a.seed, client=client, n_workers=a.workers)
+    if a.timescales:
+        ds = validate_timescales(a.states, regions=regions, seed=a.seed, client=client, n_workers=a.workers)
+        for r in regions:
+            sel = ds["region"].values == r
+            n_cross = int(np.isfinite(ds["tau_radau"].values[:, sel]).sum())
+            print(f"region {r}: {sel.sum()} states, {n_cross} crossings, "
+                  f"bracket pass fraction {ds.attrs[f'pass_fraction_region{r}']:.4f}")
+        print(f"batched solver {ds.attrs['wall_batched_s']:.1f} s, Radau events {ds.attrs['wall_radau_s']:.1f} s")
+        if a.output:
+            ds.to_netcdf(a.output)
+        return 0 if all(ds.attrs[f"pass_fraction_region{r}"] == 1.0 for r in regions) else 1
+    settings = SolverSettings(rtol=a.rtol) if a.rtol else None
+    ds = validate_solver(a.states, regions=regions, seed=a.seed, client=client, n_workers=a.workers,
+                         block=a.block, reference_cache=a.reference_cache, settings=settings)
     print(summarize(ds))
     print(f"batched solver {ds.attrs['wall_batched_s']:.1f} s, Radau reference {ds.attrs['wall_radau_s']:.1f} s")
     if a.output:

@@ -71,3 +71,62 @@ def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_ab
     out = network.project(out)
     return SolverResult(x=out, success=success, status=status, substeps=nfev,
                         rejected=np.zeros(n, np.int64), time_reached=reached)
+
+
+def crossing_times_per_cell(network, x0, cell, horizon, eps=0.1, method="Radau", rtol=1e-8,
+                            atol_abundance=1e-30, atol_temperature=1e-8):
+    """First time each variable's relative change reaches ``eps``, per cell, with scipy events.
+
+    The reference for the timescales tau_eps that
+    :func:`thermoemu.solvers.rosenbrock.integrate` records (``timescale_eps``): each cell is
+    integrated to ``horizon`` with ``solve_ivp`` and one event per variable,
+    ``|x_i(t) - x_i(0)| - eps |x_i(0)|``, located to scipy's event precision.
+
+    Parameters
+    ----------
+    network, x0, cell
+        As for :func:`integrate_per_cell`.
+    horizon : float or ndarray, shape (n_cells,)
+        End of the search [s]; variables that never cross get ``inf``.
+    eps : float
+        Relative change (OS25: 0.1).
+
+    Returns
+    -------
+    tau : ndarray, shape (n_vars, n_cells)
+        Crossing time [s], ``inf`` where not reached by ``horizon``.
+    sign : ndarray of int8, shape (n_vars, n_cells)
+        Sign of the change at the crossing (0 where none).
+    """
+    x0 = np.asarray(x0, dtype=float)
+    n_vars, n = x0.shape
+    horizon = np.broadcast_to(np.asarray(horizon, dtype=float), (n,))
+    atol = np.full(n_vars, atol_abundance)
+    atol[-1] = atol_temperature
+    tau = np.full((n_vars, n), np.inf)
+    sign = np.zeros((n_vars, n), np.int8)
+    for i in range(n):
+        ci = network.take_cells(cell, [i])
+        start = x0[:, i].copy()
+
+        def fun(_t, x, ci=ci):
+            return network.rhs(x[:, None], ci)[:, 0]
+
+        def jac(_t, x, ci=ci):
+            return network.jacobian(x[:, None], ci)[:, :, 0]
+
+        def make_event(k):
+            def event(_t, x):
+                return abs(x[k] - start[k]) - eps * abs(start[k])
+            event.direction = 1.0
+            return event
+
+        events = [make_event(k) for k in range(n_vars)]
+        with np.errstate(all="ignore"):
+            sol = solve_ivp(fun, (0.0, horizon[i]), start, method=method, rtol=rtol, atol=atol, jac=jac,
+                            events=events)
+        for k in range(n_vars):
+            if sol.t_events[k].size:
+                tau[k, i] = sol.t_events[k][0]
+                sign[k, i] = 1 if sol.y_events[k][0][k] >= start[k] else -1
+    return tau, sign

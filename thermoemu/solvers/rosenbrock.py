@@ -54,6 +54,14 @@ class SolverSettings:
     step_control : {"error", "relative_change"}
     rtol : float
         Relative tolerance (``"error"`` mode).
+    rtol_dense : float or None
+        Relative tolerance used instead of ``rtol`` in cells with ``n_H >= dense_above``. Near
+        chemical equilibrium at 1e15-1e18 cm^-3 the gross three-body formation and dissociation
+        rates exceed the net rate by orders of magnitude and a dt_max integration takes thousands
+        of substeps, over which an rtol of 1e-4 accumulates to a few per cent in H and H2
+        (docs/solver.md). None: use ``rtol`` everywhere.
+    dense_above : float
+        Density [cm^-3] from which ``rtol_dense`` applies (OS25 Region 4 starts at 1e15).
     atol_abundance, atol_temperature : float
         Absolute tolerances for abundances [1] and temperature [K] (``"error"`` mode).
     max_relative_change : float
@@ -73,11 +81,13 @@ class SolverSettings:
 
     step_control: str = "error"
     rtol: float = 1e-4
+    rtol_dense: float | None = 1e-6
+    dense_above: float = 1e15
     atol_abundance: float = 1e-28
     atol_temperature: float = 1e-6
     max_relative_change: float = 0.1
     change_floor: float = 1e-20
-    max_substeps: int = 20000
+    max_substeps: int = 100000
     chunk_size: int = 65536
     abundance_floor: float = 1e-40
     project: bool = True
@@ -85,9 +95,18 @@ class SolverSettings:
     def __post_init__(self):
         if self.step_control not in ("error", "relative_change"):
             raise ValueError(f"step_control must be 'error' or 'relative_change', got {self.step_control!r}")
-        for name in ("rtol", "max_relative_change", "chunk_size", "max_substeps"):
+        for name in ("rtol", "max_relative_change", "chunk_size", "max_substeps", "dense_above"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.rtol_dense is not None and not self.rtol_dense > 0:
+            raise ValueError(f"rtol_dense must be > 0 or None, got {self.rtol_dense!r}")
+
+    def rtol_for(self, n_H):
+        """Relative tolerance per cell, shape of ``n_H`` [cm^-3]."""
+        n_H = np.asarray(n_H, dtype=float)
+        if self.rtol_dense is None:
+            return np.full(n_H.shape, self.rtol)
+        return np.where(n_H >= self.dense_above, self.rtol_dense, self.rtol)
 
     def as_dict(self):
         from dataclasses import asdict
@@ -110,7 +129,15 @@ class SolverResult:
     rejected : ndarray of int
         Rejected substep attempts per cell.
     time_reached : ndarray
-        Time actually integrated [s] (equals dt where successful).
+        Time actually integrated [s] (equals dt where successful; the timescale horizon where
+        timescales were asked for).
+    tau, tau_lower, tau_upper : ndarray, shape (n_vars, n_cells), or None
+        Only with ``timescale_eps``: the time [s] at which each variable's relative change
+        ``|x(t) - x0| / |x0|`` first reaches eps (linear interpolation inside the substep where it
+        happens), and that substep's start and end. Variables that never reach eps within the
+        horizon get ``tau = tau_lower = tau_upper = horizon`` (the cap).
+    tau_sign : ndarray of int8, shape (n_vars, n_cells), or None
+        Sign of the change at the crossing (at the horizon where capped): +1 or -1.
     """
 
     x: np.ndarray
@@ -119,6 +146,10 @@ class SolverResult:
     substeps: np.ndarray
     rejected: np.ndarray
     time_reached: np.ndarray
+    tau: np.ndarray | None = None
+    tau_lower: np.ndarray | None = None
+    tau_upper: np.ndarray | None = None
+    tau_sign: np.ndarray | None = None
 
     @property
     def reasons(self):
@@ -126,7 +157,8 @@ class SolverResult:
         return np.array([STATUS[int(s)] for s in self.status])
 
 
-def integrate(network, x0, cell, dt, settings: SolverSettings | None = None, progress=None):
+def integrate(network, x0, cell, dt, settings: SolverSettings | None = None, progress=None, *,
+              timescale_eps=None, timescale_horizon=None):
     """Advance ``x0`` by ``dt`` per cell with the batched Rosenbrock solver.
 
     Parameters
@@ -142,6 +174,13 @@ def integrate(network, x0, cell, dt, settings: SolverSettings | None = None, pro
     settings : SolverSettings, optional
     progress : callable, optional
         Called as ``progress(cells_done, cells_total)`` after each chunk.
+    timescale_eps : float, optional
+        Also record, per variable, the timescale tau_eps at which its relative change first reaches
+        this fraction (Ono & Sugimura 2025, section 2.3; they use 0.1). The integration then runs
+        on past dt (substeps end exactly at dt, where the state is taken) until every variable has
+        crossed or ``timescale_horizon`` is reached.
+    timescale_horizon : float or ndarray, shape (n_cells,), optional
+        Cap of tau_eps [s] (OS25: dt_max); default dt. Raised to dt where smaller.
 
     Returns
     -------
@@ -157,11 +196,25 @@ def integrate(network, x0, cell, dt, settings: SolverSettings | None = None, pro
     result = SolverResult(x=x0.copy(), success=np.zeros(n, bool), status=np.zeros(n, np.int8),
                           substeps=np.zeros(n, np.int64), rejected=np.zeros(n, np.int64),
                           time_reached=np.zeros(n))
+    horizon = None
+    if timescale_eps is not None:
+        if not (np.isfinite(timescale_eps) and timescale_eps > 0):
+            raise ValueError(f"timescale_eps = {timescale_eps!r} is not allowed; it must be a fraction > 0")
+        horizon = dt if timescale_horizon is None else np.broadcast_to(
+            np.asarray(timescale_horizon, dtype=float), (n,))
+        if (~np.isfinite(horizon) | (horizon < 0)).any():
+            raise ValueError("timescale_horizon must be finite and >= 0 s")
+        horizon = np.maximum(horizon, dt)
+        result.tau = np.empty_like(x0)
+        result.tau_lower = np.empty_like(x0)
+        result.tau_upper = np.empty_like(x0)
+        result.tau_sign = np.empty(x0.shape, np.int8)
     size = max(1, int(settings.chunk_size))
     for start in range(0, n, size):
         sl = slice(start, min(n, start + size))
         idx = np.arange(sl.start, sl.stop)
-        _integrate_chunk(network, result, idx, network.take_cells(cell, idx), dt[sl], settings)
+        _integrate_chunk(network, result, idx, network.take_cells(cell, idx), dt[sl], settings,
+                         timescale_eps, None if horizon is None else horizon[sl])
         if progress is not None:
             progress(sl.stop, n)
     return result
@@ -181,14 +234,26 @@ def _initial_step(f, x, dt, settings):
     return np.clip(h, 1e-16 * dt, dt)
 
 
-def _integrate_chunk(network, result, idx, cell, dt, settings):
+def _integrate_chunk(network, result, idx, cell, dt, settings, eps=None, horizon=None):
     x = result.x[:, idx].copy()
     n_vars, n = x.shape
+    timescales = eps is not None
+    t_end = horizon if timescales else dt
+    x_start = x.copy()
+    x_out = x.copy()  # state at dt
+    if timescales:
+        crossed = np.zeros((n_vars, n), bool)
+        tau = np.empty((n_vars, n))
+        tau_lo = np.empty((n_vars, n))
+        tau_hi = np.empty((n_vars, n))
+        sign = np.ones((n_vars, n), np.int8)
+        ref = np.maximum(np.abs(x_start), 1e-300)
+    rtol = settings.rtol_for(cell["n_H"]) if "n_H" in cell else np.full(n, settings.rtol)
     t = np.zeros(n)
     steps = np.zeros(n, np.int64)
     rejected = np.zeros(n, np.int64)
     status = np.zeros(n, np.int8)
-    done = dt <= 0.0
+    done = t_end <= 0.0
     atol = _tolerances(settings, n_vars)
     relative_mode = settings.step_control == "relative_change"
     abundance_rows = slice(0, n_vars - 1)
@@ -198,12 +263,14 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
     h = np.zeros(n)
     if active.size:
         f0 = network.rhs(x[:, active], network.take_cells(cell, active))
-        h[active] = _initial_step(f0, x[:, active], dt[active], settings)
+        h[active] = _initial_step(f0, x[:, active], t_end[active], settings)
 
     while active.size:
         xa = x[:, active]
         ca = network.take_cells(cell, active)
-        remaining = dt[active] - t[active]
+        ta = t[active]
+        before_output = ta < dt[active] * (1.0 - 1e-12)
+        remaining = np.where(before_output, dt[active], t_end[active]) - ta
         ha = np.minimum(h[active], remaining)
         f0, J = network.rhs_and_jacobian(xa, ca)
         lu, perm = lu_factor(eye / (ha * _GAMMA) - J)
@@ -226,7 +293,8 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
                 change = np.where(significant, np.abs(x_new - xa) / np.maximum(scale, 1e-300), 0.0)
                 err = np.max(change, axis=0) / settings.max_relative_change
             else:
-                tol = atol + settings.rtol * np.maximum(np.abs(xa), np.abs(x_new))
+                rtol_a = rtol[active]
+                tol = atol + rtol_a * np.maximum(np.abs(xa), np.abs(x_new))
                 err = np.max(np.abs(K[3]) / tol, axis=0)
             # negative excursions beyond the tolerance count as error; in relative-change mode
             # abundances below change_floor are ignored like everywhere else in that mode
@@ -234,7 +302,7 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
                 allowed = settings.max_relative_change * np.abs(xa)
                 allowed[abundance_rows] = np.maximum(allowed[abundance_rows], settings.change_floor)
             else:
-                allowed = atol + settings.rtol * np.abs(xa)
+                allowed = atol + rtol_a * np.abs(xa)
             neg = np.max(np.where(x_new < 0, -x_new, 0.0) / allowed, axis=0)
             err = np.where(finite, np.maximum(err, neg), np.inf)
         accept = err <= 1.0
@@ -244,6 +312,11 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
         x[:, acc] = x_acc
         t[acc] += ha[accept]
         steps[acc] += 1
+        reached_output = accept & before_output & (t[active] >= dt[active] * (1.0 - 1e-12))
+        x_out[:, active[reached_output]] = x[:, active[reached_output]]
+        if timescales and acc.size:
+            _record_crossings(x_start[:, acc], ref[:, acc], xa[:, accept], x_acc, ta[accept], t[acc], eps,
+                              crossed, tau, tau_lo, tau_hi, sign, acc)
         rejected[active[~accept]] += 1
         # step-size update
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -255,7 +328,9 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
         factor = np.where(accept, factor, np.minimum(factor, 0.5))
         h[active] = ha * factor
         # bookkeeping: finished, failed
-        finished = t[active] >= dt[active] * (1.0 - 1e-12)
+        finished = t[active] >= t_end[active] * (1.0 - 1e-12)
+        if timescales:
+            finished |= (t[active] >= dt[active] * (1.0 - 1e-12)) & crossed[:, active].all(axis=0)
         too_many = steps[active] + rejected[active] >= settings.max_substeps
         underflow = h[active] < 1e-20 * dt[active]
         nonfinite = ~finite & (h[active] < 1e-18 * dt[active])
@@ -264,10 +339,41 @@ def _integrate_chunk(network, result, idx, cell, dt, settings):
         done[active[stop]] = True
         active = active[~stop]
 
-    result.x[:, idx] = network.project(x) if settings.project else x
-    ok = (status == 0) & (t >= dt * (1.0 - 1e-12))
+    reached = t >= dt * (1.0 - 1e-12)
+    x_out = np.where(reached, x_out, x)  # failed before dt: the last accepted state
+    result.x[:, idx] = network.project(x_out) if settings.project else x_out
+    ok = (status == 0) & reached
+    if timescales:
+        capped = ~crossed
+        final_sign = np.where(x >= x_start, 1, -1).astype(np.int8)
+        t_cap = np.broadcast_to(np.minimum(t, t_end), (n_vars, n))
+        tau[capped] = t_cap[capped]
+        tau_lo[capped] = t_cap[capped]
+        tau_hi[capped] = t_cap[capped]
+        sign[capped] = final_sign[capped]
+        result.tau[:, idx] = tau
+        result.tau_lower[:, idx] = tau_lo
+        result.tau_upper[:, idx] = tau_hi
+        result.tau_sign[:, idx] = sign
     result.success[idx] = ok
     result.status[idx] = status
     result.substeps[idx] = steps
     result.rejected[idx] = rejected
-    result.time_reached[idx] = np.minimum(t, dt)
+    result.time_reached[idx] = np.minimum(t, t_end)
+
+
+def _record_crossings(x_start, ref, x_old, x_new, t_old, t_new, eps, crossed, tau, tau_lo, tau_hi, sign, cols):
+    """Mark variables whose relative change from ``x_start`` reached ``eps`` in this substep."""
+    rel_old = np.abs(x_old - x_start) / ref
+    rel_new = np.abs(x_new - x_start) / ref
+    new = (rel_new >= eps) & ~crossed[:, cols]
+    if not new.any():
+        return
+    var, k = np.nonzero(new)
+    c = cols[k]
+    frac = np.clip((eps - rel_old[var, k]) / np.maximum(rel_new[var, k] - rel_old[var, k], 1e-300), 0.0, 1.0)
+    tau[var, c] = t_old[k] + frac * (t_new[k] - t_old[k])
+    tau_lo[var, c] = t_old[k]
+    tau_hi[var, c] = t_new[k]
+    sign[var, c] = np.where(x_new[var, k] >= x_start[var, k], 1, -1)
+    crossed[var, c] = True

@@ -1,0 +1,421 @@
+"""Training catalogs: reference integrations built on a dask cluster into netCDF shards.
+
+``build_catalog(spec, out)`` splits the spec's samples into shards of ``shard_size`` and runs one
+dask task per shard. A shard's states come from a seed derived from (spec seed, shard index)
+alone, so any shard can be rebuilt by itself and comes out byte-identical. Each task integrates
+its states with the batched solver, records the state after dt and the timescales tau_eps, and
+writes ``shard-NNNNN.nc`` under a temporary name that is renamed when complete. ``index.json``
+records provenance (spec and its hash, package, network and rate-set versions, solver settings)
+and, per shard, sample count, failures and SHA-256. Re-running the same build resumes: finished
+shards are kept, missing or partial ones are rebuilt.
+
+``open_catalog(out)`` returns one lazy, dask-backed Dataset over all shards, with units and a
+deterministic train / validation / test split by sample id.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from .catalog_spec import CatalogSpec, load_spec, validate_spec
+from .networks.primordial.network import SPECIES, PrimordialNetwork
+from .reference import free_fall_time
+from .sampling import sample_states
+from .solvers.rosenbrock import STATUS, integrate
+
+INDEX_NAME = "index.json"
+SHARD_PATTERN = "shard-{:05d}.nc"
+VARIABLES = tuple(SPECIES) + ("temperature",)
+#: Default split fractions (train, validation, test) by sample id.
+SPLIT_FRACTIONS = (0.9, 0.05, 0.05)
+
+
+class CatalogError(RuntimeError):
+    """A catalog folder that does not match the build asked for, or a build with failed shards."""
+
+
+def _package_version():
+    from . import __version__
+    return __version__
+
+
+def shard_rng(spec: CatalogSpec, shard: int):
+    """The random generator of one shard: seeded by (spec seed, shard index) only."""
+    return np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(shard,)))
+
+
+def sample_inputs(spec: CatalogSpec, shard: int, count: int):
+    """Initial states and timesteps of one shard.
+
+    Returns
+    -------
+    n_H : ndarray (count,) [cm^-3]
+    x0 : ndarray (7, count)
+        Abundances (network order) and temperature [K].
+    dt, dt_max : ndarray (count,) [s]
+        dt has ``log10(1 + dt/s)`` uniform in ``[0, log10(1 + dt_max/s)]``,
+        ``dt_max = dt_max_over_t_ff * t_ff(n_H)``.
+    """
+    rng = shard_rng(spec, shard)
+    n_H, x0 = sample_states(spec.ranges, count, rng)
+    dt_max = spec.dt_max_over_t_ff * free_fall_time(n_H)
+    u = rng.uniform(0.0, 1.0, count)
+    dt = np.expm1(u * np.log1p(dt_max))
+    return n_H, x0, np.minimum(dt, dt_max), dt_max
+
+
+def build_shard(raw_spec: dict, shard: int, count: int, out: str):
+    """Integrate one shard and write it; returns its index entry (runs on a dask worker).
+
+    Parameters
+    ----------
+    raw_spec : dict
+        The validated spec mapping (plain data, cheap to ship to workers).
+    shard : int
+    count : int
+        Samples in this shard.
+    out : str
+        Catalog folder (must be visible to the worker: same machine or a shared file system).
+    """
+    spec = validate_spec(raw_spec)
+    network = PrimordialNetwork(spec.network_options())
+    settings = spec.solver_settings()
+    n_H, x0, dt, dt_max = sample_inputs(spec, shard, count)
+    t0 = time.perf_counter()
+    res = integrate(network, x0, network.cell_parameters(n_H), dt, settings,
+                    timescale_eps=spec.timescale_eps, timescale_horizon=dt_max)
+    wall = time.perf_counter() - t0
+    first_id = shard * spec.shard_size
+    ds = _shard_dataset(spec, shard, first_id, n_H, x0, dt, dt_max, res)
+    path = Path(out) / SHARD_PATTERN.format(shard)
+    tmp = path.with_name(path.name + ".part")
+    ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
+    os.replace(tmp, path)
+    return {"shard": shard, "file": path.name, "samples": count, "first_sample": first_id,
+            "failed": int((~res.success).sum()), "sha256": file_sha256(path), "wall_s": wall,
+            "median_substeps": float(np.median(res.substeps))}
+
+
+def _shard_dataset(spec, shard, first_id, n_H, x0, dt, dt_max, res):
+    sample = np.arange(first_id, first_id + n_H.size, dtype=np.int64)
+    status_codes = sorted(STATUS)
+    data = {
+        "n_H": (("sample",), n_H, {"units": "cm^-3", "long_name": "hydrogen nuclei number density"}),
+        "dt": (("sample",), dt, {"units": "s", "long_name": "time step"}),
+        "dt_max": (("sample",), dt_max, {"units": "s", "long_name": "maximum time step (10^0.5 t_ff)"}),
+        "initial_temperature": (("sample",), x0[-1], {"units": "K"}),
+        "initial_abundance": (("species", "sample"), x0[:-1], {"units": "1", "long_name": "n_i / n_H"}),
+        "temperature": (("sample",), res.x[-1], {"units": "K", "long_name": "temperature after dt"}),
+        "abundance": (("species", "sample"), res.x[:-1], {"units": "1", "long_name": "n_i / n_H after dt"}),
+        "success": (("sample",), res.success.astype(np.int8),
+                    {"long_name": "integration succeeded", "flag_values": np.array([0, 1], np.int8),
+                     "flag_meanings": "failed ok"}),
+        "status": (("sample",), res.status.astype(np.int8),
+                   {"long_name": "solver status", "flag_values": np.array(status_codes, np.int8),
+                    "flag_meanings": " ".join(STATUS[c].replace(" ", "_") for c in status_codes)}),
+        "substeps": (("sample",), res.substeps.astype(np.int32), {"units": "1"}),
+    }
+    if res.tau is not None:
+        data["tau_eps"] = (("variable", "sample"), res.tau,
+                           {"units": "s", "eps": spec.timescale_eps,
+                            "long_name": "time at which the relative change first reaches eps (capped at dt_max)"})
+        data["tau_sign"] = (("variable", "sample"), res.tau_sign,
+                            {"units": "1", "long_name": "sign of the change at tau_eps"})
+        data["tau_capped"] = (("variable", "sample"), (res.tau_upper >= dt_max[None] * (1 - 1e-12)).astype(np.int8)
+                              & (res.tau_lower == res.tau_upper).astype(np.int8),
+                              {"long_name": "1 where the variable never changed by eps within dt_max"})
+    ds = xr.Dataset(data, coords={"sample": ("sample", sample), "species": ("species", list(SPECIES)),
+                                  "variable": ("variable", list(VARIABLES))})
+    ds.attrs = {"catalog": spec.name, "spec_sha256": spec.content_hash(), "shard": shard,
+                "thermoemu_version": _package_version(), "network": "primordial",
+                "rate_set_version": PrimordialNetwork.rate_set_version,
+                "Conventions": "CF-1.8"}
+    return ds
+
+
+def file_sha256(path, block=1 << 20):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _read_index(out):
+    path = Path(out) / INDEX_NAME
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())
+
+
+def _write_index(out, index):
+    path = Path(out) / INDEX_NAME
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(json.dumps(index, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def _recover_shard(out, spec, shard, count):
+    """Index entry of a complete shard file written by an interrupted build, or None."""
+    path = Path(out) / SHARD_PATTERN.format(shard)
+    if not path.exists():
+        return None
+    try:
+        with xr.open_dataset(path, engine="netcdf4") as ds:
+            ok = (ds.attrs.get("spec_sha256") == spec.content_hash() and int(ds.attrs.get("shard", -1)) == shard
+                  and ds.sizes.get("sample") == count)
+            failed = int((ds["success"].values == 0).sum()) if ok else 0
+            substeps = float(np.median(ds["substeps"].values)) if ok else 0.0
+    except (OSError, ValueError, KeyError):
+        return None
+    if not ok:
+        return None
+    return {"shard": shard, "file": path.name, "samples": count, "first_sample": shard * spec.shard_size,
+            "failed": failed, "sha256": file_sha256(path), "wall_s": None, "median_substeps": substeps}
+
+
+def plan_build(spec, out):
+    """Which shards a build into ``out`` must (re)make and which it keeps.
+
+    Returns
+    -------
+    keep : dict
+        shard -> index entry of finished shards whose file checksum still matches.
+    todo : list of (shard, count)
+    """
+    out = Path(out)
+    index = _read_index(out)
+    if index is not None and index.get("spec_sha256") != spec.content_hash():
+        raise CatalogError(f"{out} holds catalog {index.get('name')!r} built from another spec "
+                           f"(spec_sha256 {index.get('spec_sha256', '?')[:12]} != {spec.content_hash()[:12]}); "
+                           "build into a new --out folder")
+    if index is not None and index.get("shard_size") != spec.shard_size:
+        raise CatalogError(f"{out}: shard_size {spec.shard_size} differs from the {index.get('shard_size')} "
+                           "it was built with")
+    entries = {e["shard"]: e for e in (index or {}).get("shards", [])}
+    keep, todo = {}, []
+    for shard, count in enumerate(spec.shard_counts()):
+        e = entries.get(shard)
+        path = out / SHARD_PATTERN.format(shard)
+        if e is not None and e["samples"] == count and path.exists() and file_sha256(path) == e["sha256"]:
+            keep[shard] = e
+            continue
+        recovered = _recover_shard(out, spec, shard, count)
+        if recovered is not None:
+            keep[shard] = recovered
+        else:
+            todo.append((shard, count))
+    return keep, todo
+
+
+def _index(spec, shards, complete, client_info):
+    settings = spec.solver_settings()
+    return {
+        "name": spec.name,
+        "format": "thermoemu-catalog-1",
+        "spec": spec.raw,
+        "spec_sha256": spec.content_hash(),
+        "thermoemu_version": _package_version(),
+        "network": "primordial",
+        "network_options": spec.raw["network"].get("options", {}),
+        "rate_set_version": PrimordialNetwork.rate_set_version,
+        "solver": "rosenbrock-rodas3",
+        "solver_settings": settings.as_dict(),
+        "shard_size": spec.shard_size,
+        "samples": spec.samples,
+        "samples_written": int(sum(e["samples"] for e in shards)),
+        "failed": int(sum(e["failed"] for e in shards)),
+        "complete": complete,
+        "shards": sorted(shards, key=lambda e: e["shard"]),
+        "updated": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "cluster": client_info,
+    }
+
+
+def build_catalog(spec, out, *, samples=None, client=None, n_workers=None, scheduler=None, progress=True):
+    """Build (or resume) a catalog on a dask cluster.
+
+    Parameters
+    ----------
+    spec : CatalogSpec, dict or path
+        A spec, its mapping, a YAML file or a built-in name such as ``"popiii-r1"``.
+    out : path
+        Catalog folder; created if needed.
+    samples : int, optional
+        Override the spec's sample count (the shard layout and seeds stay the same, so a larger
+        build extends a smaller one).
+    client : distributed.Client, optional
+        Use this client. Otherwise ``scheduler`` (an address) or a LocalCluster with
+        ``n_workers`` single-threaded worker processes (default: number of cores).
+    progress : bool
+        A progress line on stderr.
+
+    Returns
+    -------
+    dict
+        The index (also written to ``out/index.json``).
+
+    Raises
+    ------
+    CatalogError
+        If ``out`` holds another spec's catalog, or shards failed (the index then lists what was
+        finished; re-running resumes).
+    """
+    from distributed import Client, LocalCluster, as_completed
+
+    if isinstance(spec, CatalogSpec):
+        pass
+    elif isinstance(spec, dict):
+        spec = validate_spec(spec)
+    else:
+        spec = load_spec(spec)
+    if samples is not None:
+        if int(samples) < 1:
+            raise ValueError(f"samples = {samples!r} is not allowed; it must be >= 1")
+        spec = spec.with_samples(int(samples))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("*.part"):
+        stale.unlink()
+    keep, todo = plan_build(spec, out)
+    own = client is None
+    cluster = None
+    if own:
+        if scheduler is not None:
+            client = Client(scheduler)
+        else:
+            cluster = LocalCluster(n_workers=n_workers or os.cpu_count(), threads_per_worker=1, processes=True,
+                                   dashboard_address=":0")
+            client = Client(cluster)
+    info = {"scheduler": client.scheduler.address, "workers": len(client.scheduler_info()["workers"])}
+    shards = list(keep.values())
+    _write_index(out, _index(spec, shards, complete=not todo, client_info=info))
+    errors = []
+    t0 = time.perf_counter()
+    try:
+        futures = {client.submit(build_shard, spec.raw, shard, count, str(out), pure=False): shard
+                   for shard, count in todo}
+        done_samples = 0
+        total = sum(c for _, c in todo)
+        if progress and not todo:
+            sys.stderr.write(f"{spec.name}: all {len(keep)} shards already built\n")
+        for k, fut in enumerate(as_completed(futures), 1):
+            shard = futures[fut]
+            try:
+                entry = fut.result()
+            except Exception as exc:  # noqa: BLE001 - reported per shard, the build goes on
+                errors.append((shard, f"{type(exc).__name__}: {exc}"))
+                continue
+            shards.append(entry)
+            done_samples += entry["samples"]
+            _write_index(out, _index(spec, shards, complete=False, client_info=info))
+            if progress:
+                rate = done_samples / max(time.perf_counter() - t0, 1e-9)
+                sys.stderr.write(f"\r{spec.name}: {k}/{len(todo)} shards to build ({len(keep)} kept), "
+                                 f"{done_samples}/{total} samples, {rate:.0f} samples/s")
+                sys.stderr.flush()
+        if progress and todo:
+            sys.stderr.write("\n")
+    finally:
+        if own:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    index = _index(spec, shards, complete=not errors, client_info=info)
+    index["build_wall_s"] = time.perf_counter() - t0
+    _write_index(out, index)
+    if errors:
+        lines = "; ".join(f"shard {s}: {e}" for s, e in errors)
+        raise CatalogError(f"{len(errors)} of {len(spec.shard_counts())} shards failed ({lines}); "
+                           "the finished shards are kept: run the same build again to resume")
+    return index
+
+
+def _split_of(sample, seed, fractions):
+    """Deterministic split (0 train, 1 validation, 2 test) of sample ids (splitmix64 hash)."""
+    offset = np.uint64((int(seed) * 0x9E3779B97F4A7C15) % 2**64)
+    with np.errstate(over="ignore"):
+        z = np.asarray(sample, dtype=np.uint64) + offset
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        z = z ^ (z >> np.uint64(31))
+    u = (z >> np.uint64(11)).astype(np.float64) / 2.0**53
+    edges = np.cumsum(fractions)
+    return np.searchsorted(edges / edges[-1], u, side="right").astype(np.int8)
+
+
+SPLITS = ("train", "validation", "test")
+
+
+def open_catalog(out, *, split=None, fractions=SPLIT_FRACTIONS, chunks=None, verify=False, quantify=False):
+    """Open a built catalog as one lazy, dask-backed Dataset.
+
+    Parameters
+    ----------
+    out : path
+        Catalog folder with ``index.json``.
+    split : {"train", "validation", "test"}, optional
+        Only that split. Splits are a fixed hash of the sample id (and the catalog seed), so they
+        never change when a catalog is resumed or extended.
+    fractions : tuple of 3 floats
+        Train, validation and test fractions.
+    chunks : dict, optional
+        Dask chunks (default: one chunk per shard).
+    verify : bool
+        Check every shard's SHA-256 against the index first.
+    quantify : bool
+        Return pint-backed variables (``ds.pint.quantify()``).
+
+    Returns
+    -------
+    xarray.Dataset
+        Dims ``sample``, ``species``, ``variable``; inputs (n_H, dt, initial_*), targets
+        (temperature, abundance), timescales (tau_eps, tau_sign, tau_capped), flags (success,
+        status, substeps) and a ``split`` variable (0 train, 1 validation, 2 test).
+    """
+    out = Path(out)
+    index = _read_index(out)
+    if index is None:
+        raise FileNotFoundError(f"{out} has no {INDEX_NAME}: not a thermoemu catalog (build it with thermoemu build)")
+    if not index.get("complete"):
+        raise CatalogError(f"{out}: the build is incomplete ({index.get('samples_written')} of {index.get('samples')} "
+                           "samples); run the same build again to finish it")
+    if split is not None and split not in SPLITS:
+        raise ValueError(f"split = {split!r} is not allowed; choose one of {', '.join(SPLITS)}")
+    if len(fractions) != 3 or min(fractions) < 0 or sum(fractions) <= 0:
+        raise ValueError(f"fractions = {fractions!r}: need three non-negative numbers with a positive sum")
+    files = []
+    for e in index["shards"]:
+        path = out / e["file"]
+        if verify and file_sha256(path) != e["sha256"]:
+            raise CatalogError(f"{path}: checksum differs from the index; rebuild it by re-running the build")
+        files.append(path)
+    ds = xr.open_mfdataset(files, engine="netcdf4", combine="nested", concat_dim="sample",
+                           data_vars="minimal", coords="minimal", compat="override", chunks=chunks or {},
+                           combine_attrs="drop_conflicts", parallel=False)
+    seed = int(index["spec"]["seed"])
+    split_codes = ds["sample"].copy(data=_split_of(ds["sample"].values, seed, fractions))
+    ds = ds.assign(split=split_codes.assign_attrs(flag_values=np.array([0, 1, 2], np.int8),
+                                                  flag_meanings="train validation test"))
+    ds.attrs.pop("shard", None)
+    ds.attrs.update({"catalog": index["name"], "spec_sha256": index["spec_sha256"],
+                     "rate_set_version": index["rate_set_version"], "samples": index["samples"]})
+    if split is not None:
+        ds = ds.isel(sample=np.nonzero(ds["split"].values == SPLITS.index(split))[0])
+    if quantify:
+        from . import units  # noqa: F401 - registers the pint accessor with our registry
+        ds = ds.pint.quantify()
+    return ds
+
+
+__all__ = ["CatalogError", "build_catalog", "build_shard", "open_catalog", "plan_build", "sample_inputs"]
