@@ -119,3 +119,41 @@ def test_batched_solver_matches_per_cell_radau(dask_client, region):
     assert ds["batched_success"].all()
     frac = float((ds["max_dlog10"] <= TOLERANCE_DEX).mean())
     assert frac >= REQUIRED_FRACTION, ds["max_dlog10"].values
+
+
+# ---------------------------------------------------------------- timescales tau_eps
+@pytest.mark.parametrize("region", [1, 2])
+def test_timescales_bracket_the_crossing_of_a_fine_integration(dask_client, region):
+    """tau_eps (eps 0.1) vs scipy Radau (rtol 1e-8) with one event per variable: the reference
+    crossing lies inside the batched substep [tau_lower, tau_upper], with the same sign; variables
+    that never cross before dt_max are capped there. The 100-state figure: docs/catalogs.md."""
+    from thermoemu.validation import validate_timescales
+    ds = validate_timescales(3, regions=(region,), seed=40 + region, client=dask_client, block=1, progress=False)
+    assert np.isfinite(ds["tau_radau"]).sum() >= 6  # real crossings were tested
+    assert bool(ds["passed"].all()), ds["passed"].values
+    assert (ds["tau_lower"] <= ds["tau_batched"]).all() and (ds["tau_batched"] <= ds["tau_upper"]).all()
+
+
+def test_timescales_do_not_change_the_state_after_dt(network):
+    n_H, x = region_states(1, 40, seed=9)
+    dt_max = 10**0.5 * free_fall_time(n_H)
+    dt = dt_max * np.linspace(0.0, 1.0, 40)
+    cell = network.cell_parameters(n_H)
+    plain = integrate(network, x, cell, dt)
+    timed = integrate(network, x, cell, dt, timescale_eps=0.1, timescale_horizon=dt_max)
+    assert timed.success.all()
+    # substeps end exactly at dt in both; the paths differ only in where the step control lands
+    np.testing.assert_allclose(np.log10(timed.x), np.log10(plain.x), atol=2e-3)
+    assert (timed.tau <= dt_max * (1 + 1e-12)).all()
+    capped = timed.tau_lower == timed.tau_upper
+    np.testing.assert_allclose(timed.tau[capped], np.broadcast_to(dt_max, timed.tau.shape)[capped])
+    with pytest.raises(ValueError, match="timescale_eps"):
+        integrate(network, x, cell, dt, timescale_eps=-0.1)
+
+
+def test_dense_cells_use_the_tighter_tolerance():
+    s = SolverSettings()
+    np.testing.assert_array_equal(s.rtol_for([1e14, 1e15, 1e17]), [1e-4, 1e-6, 1e-6])
+    assert (SolverSettings(rtol_dense=None).rtol_for([1e17]) == 1e-4).all()
+    with pytest.raises(ValueError, match="rtol_dense"):
+        SolverSettings(rtol_dense=0.0)

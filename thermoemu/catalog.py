@@ -355,6 +355,7 @@ def _split_of(sample, seed, fractions):
 
 
 SPLITS = ("train", "validation", "test")
+_OPEN_CATALOGS: dict = {}
 
 
 def open_catalog(out, *, split=None, fractions=SPLIT_FRACTIONS, chunks=None, verify=False, quantify=False):
@@ -400,9 +401,18 @@ def open_catalog(out, *, split=None, fractions=SPLIT_FRACTIONS, chunks=None, ver
         if verify and file_sha256(path) != e["sha256"]:
             raise CatalogError(f"{path}: checksum differs from the index; rebuild it by re-running the build")
         files.append(path)
-    ds = xr.open_mfdataset(files, engine="netcdf4", combine="nested", concat_dim="sample",
-                           data_vars="minimal", coords="minimal", compat="override", chunks=chunks or {},
-                           combine_attrs="drop_conflicts", parallel=False)
+    # One set of open shard files per catalog state and chunking, shared by every Dataset handed
+    # out: HDF5 (netCDF4 1.7.x wheels, reproduced here) can crash when the same file is opened a
+    # second time in one process and one of the handles is later closed.
+    key = (str(out.resolve()), hashlib.sha256(json.dumps(index, sort_keys=True).encode()).hexdigest(),
+           json.dumps(chunks or {}, sort_keys=True))
+    ds = _OPEN_CATALOGS.get(key)
+    if ds is None:
+        ds = xr.open_mfdataset(files, engine="netcdf4", combine="nested", concat_dim="sample",
+                               data_vars="minimal", coords="minimal", compat="override", chunks=chunks or {},
+                               combine_attrs="drop_conflicts", parallel=False)
+        _OPEN_CATALOGS[key] = ds
+    ds = ds.copy()
     seed = int(index["spec"]["seed"])
     split_codes = ds["sample"].copy(data=_split_of(ds["sample"].values, seed, fractions))
     ds = ds.assign(split=split_codes.assign_attrs(flag_values=np.array([0, 1, 2], np.int8),
