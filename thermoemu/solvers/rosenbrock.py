@@ -332,8 +332,12 @@ def _integrate_chunk(network, result, idx, cell, dt, settings, eps=None, horizon
         if timescales:
             finished |= (t[active] >= dt[active] * (1.0 - 1e-12)) & crossed[:, active].all(axis=0)
         too_many = steps[active] + rejected[active] >= settings.max_substeps
-        underflow = h[active] < 1e-20 * dt[active]
-        nonfinite = ~finite & (h[active] < 1e-18 * dt[active])
+        # a step below the floating-point resolution of t (or 1e-30 of the span at t = 0) cannot
+        # advance; fast initial transients (H- from 1e-18 to equilibrium at 1e18 cm^-3 takes
+        # ~1e-12 s of a 1e7 s step) legitimately need steps far below 1e-20 of the span
+        t_now = t[active]
+        underflow = h[active] < np.maximum(1e-15 * t_now, 1e-30 * t_end[active])
+        nonfinite = ~finite & (h[active] < np.maximum(1e-14 * t_now, 1e-28 * t_end[active]))
         status[active] = np.where(finished, 0, np.where(nonfinite, 3, np.where(underflow, 2, np.where(too_many, 1, 0))))
         stop = finished | too_many | underflow | nonfinite
         done[active[stop]] = True
