@@ -130,8 +130,8 @@ def _shard_dataset(spec, shard, first_id, n_H, x0, dt, dt_max, res):
                             "long_name": "time at which the relative change first reaches eps (capped at dt_max)"})
         data["tau_sign"] = (("variable", "sample"), res.tau_sign,
                             {"units": "1", "long_name": "sign of the change at tau_eps"})
-        data["tau_capped"] = (("variable", "sample"), (res.tau_upper >= dt_max[None] * (1 - 1e-12)).astype(np.int8)
-                              & (res.tau_lower == res.tau_upper).astype(np.int8),
+        data["tau_capped"] = (("variable", "sample"), ((res.tau_lower == res.tau_upper)
+                               & (res.tau_upper >= dt_max[None] * (1 - 1e-12))).astype(np.int8),
                               {"long_name": "1 where the variable never changed by eps within dt_max"})
     ds = xr.Dataset(data, coords={"sample": ("sample", sample), "species": ("species", list(SPECIES)),
                                   "variable": ("variable", list(VARIABLES))})
@@ -282,6 +282,8 @@ def build_catalog(spec, out, *, samples=None, client=None, n_workers=None, sched
         if int(samples) < 1:
             raise ValueError(f"samples = {samples!r} is not allowed; it must be >= 1")
         spec = spec.with_samples(int(samples))
+    if n_workers is not None and int(n_workers) < 1:
+        raise ValueError(f"workers = {n_workers!r} is not allowed; it must be >= 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.part"):

@@ -72,9 +72,6 @@ def _sample(a):
 def _build(a):
     from .catalog import build_catalog
 
-    if a.workers is not None and a.scheduler is not None:
-        print("thermoemu build: error: give --workers or --scheduler, not both", file=sys.stderr)
-        return 2
     t0 = time.perf_counter()
     index = build_catalog(a.spec, a.out, samples=a.samples, n_workers=a.workers, scheduler=a.scheduler,
                           progress=not a.quiet)
@@ -113,9 +110,10 @@ def build_parser():
     b.add_argument("spec", help="catalog spec (YAML file, or a built-in name such as popiii-r1)")
     b.add_argument("--out", required=True, help="catalog folder (shards + index.json)")
     b.add_argument("--samples", type=int, default=None, help="override the spec's sample count")
-    b.add_argument("--workers", type=int, default=None,
-                   help="worker processes of a LocalCluster (default: number of cores)")
-    b.add_argument("--scheduler", default=None, help="address of an existing dask scheduler, e.g. tcp://host:8786")
+    where = b.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None,
+                       help="worker processes of a LocalCluster (default: number of cores)")
+    where.add_argument("--scheduler", default=None, help="address of an existing dask scheduler, e.g. tcp://host:8786")
     b.add_argument("-q", "--quiet", action="store_true")
     b.set_defaults(func=_build)
 

@@ -11,6 +11,7 @@ Run: ``python -m thermoemu.validation --states 200 --workers 2 -o validation.nc`
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import sys
@@ -45,6 +46,41 @@ def _block_key(n_H, x, dt, rtol):
     return h.hexdigest()[:20]
 
 
+def _sample_states(regions, states_per_region, seed):
+    """Random Table 1 states of the given regions and their dt_max = 10^0.5 t_ff."""
+    rng = np.random.default_rng(seed)
+    parts = [sample_region(r, states_per_region, rng) for r in regions]
+    n_H = np.concatenate([p[0] for p in parts])
+    x0 = np.concatenate([p[1] for p in parts], axis=1)
+    region = np.repeat(np.asarray(regions), states_per_region)
+    return n_H, x0, region, 10**0.5 * free_fall_time(n_H)
+
+
+@contextlib.contextmanager
+def _cluster_client(client, n_workers):
+    """The given client, or one on a LocalCluster of single-threaded workers, closed afterwards."""
+    if client is not None:
+        yield client
+        return
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+            Client(cluster) as own:
+        yield own
+
+
+def _run_blocks(client, func, starts, args_of, label, progress):
+    """Submit ``func(*args_of(s))`` per block start; yield ``(s, result)`` as blocks finish."""
+    from distributed import as_completed
+    futures = {client.submit(func, *args_of(s), pure=False): s for s in starts}
+    for k, fut in enumerate(as_completed(futures), 1):
+        yield futures[fut], fut.result()
+        if progress:
+            sys.stderr.write(f"\r{label}: {k}/{len(starts)} blocks")
+            sys.stderr.flush()
+    if progress and starts:
+        sys.stderr.write("\n")
+
+
 def validate_solver(states_per_region=200, *, regions=(0, 1, 2, 3, 4), seed=2026, rtol_reference=1e-8,
                     settings=None, client=None, n_workers=2, block=4, progress=True, reference_cache=None):
     """Compare the batched solver with per-cell Radau on random Table 1 states.
@@ -75,63 +111,43 @@ def validate_solver(states_per_region=200, *, regions=(0, 1, 2, 3, 4), seed=2026
         Per state (dim ``state``): region, n_H, initial state, both results, ``max_dlog10`` and
         ``passed``; attrs hold the pass fraction per region and wall times.
     """
-    from distributed import Client, LocalCluster, as_completed
-
     network = default_network()
     settings = settings or SolverSettings()
-    rng = np.random.default_rng(seed)
-    parts = [sample_region(r, states_per_region, rng) for r in regions]
-    n_H = np.concatenate([p[0] for p in parts])
-    x0 = np.concatenate([p[1] for p in parts], axis=1)
-    region = np.repeat(np.asarray(regions), states_per_region)
-    dt = 10**0.5 * free_fall_time(n_H)
+    n_H, x0, region, dt = _sample_states(regions, states_per_region, seed)
 
     t0 = time.perf_counter()
     batched = integrate(network, x0, network.cell_parameters(n_H), dt, settings)
     t_batched = time.perf_counter() - t0
 
-    own = client is None
-    if own:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
-        client = Client(cluster)
-    try:
-        t0 = time.perf_counter()
-        starts = list(range(0, n_H.size, block))
-        ref = np.empty_like(x0)
-        ref_ok = np.zeros(n_H.size, bool)
-        cached = {}
-        if reference_cache is not None:
-            os.makedirs(reference_cache, exist_ok=True)
-            for s in starts:
-                sl = slice(s, s + block)
-                path = os.path.join(reference_cache, f"radau_{_block_key(n_H[sl], x0[:, sl], dt[sl], rtol_reference)}.npz")
-                cached[s] = path
-                if os.path.exists(path):
-                    with np.load(path) as f:
-                        ref[:, sl], ref_ok[sl] = f["x"], f["success"]
-        todo = [s for s in starts if not (s in cached and os.path.exists(cached[s]))]
-        futures = {client.submit(_radau_block, n_H[s:s + block], x0[:, s:s + block], dt[s:s + block],
-                                 rtol_reference, pure=False): s for s in todo}
-        for k, fut in enumerate(as_completed(futures), 1):
-            s = futures[fut]
-            xr_, ok = fut.result()
+    starts = list(range(0, n_H.size, block))
+    ref = np.empty_like(x0)
+    ref_ok = np.zeros(n_H.size, bool)
+    cached = {}
+    if reference_cache is not None:
+        os.makedirs(reference_cache, exist_ok=True)
+        for s in starts:
+            sl = slice(s, s + block)
+            cached[s] = os.path.join(reference_cache,
+                                     f"radau_{_block_key(n_H[sl], x0[:, sl], dt[sl], rtol_reference)}.npz")
+            if os.path.exists(cached[s]):
+                with np.load(cached[s]) as f:
+                    ref[:, sl], ref_ok[sl] = f["x"], f["success"]
+    todo = [s for s in starts if not (s in cached and os.path.exists(cached[s]))]
+    if progress and cached:
+        sys.stderr.write(f"Radau reference: {len(starts) - len(todo)} blocks cached\n")
+    t0 = time.perf_counter()
+    with _cluster_client(client, n_workers) as c:
+        blocks = _run_blocks(c, _radau_block, todo,
+                             lambda s: (n_H[s:s + block], x0[:, s:s + block], dt[s:s + block], rtol_reference),
+                             "Radau reference", progress)
+        for s, (xr_, ok) in blocks:
             ref[:, s:s + xr_.shape[1]] = xr_
             ref_ok[s:s + xr_.shape[1]] = ok
             if s in cached:
                 tmp = cached[s] + ".part.npz"
                 np.savez(tmp, x=xr_, success=ok)
                 os.replace(tmp, cached[s])
-            if progress:
-                sys.stderr.write(f"\rRadau reference: {k}/{len(todo)} blocks ({len(starts) - len(todo)} cached)")
-                sys.stderr.flush()
-        if progress:
-            sys.stderr.write("\n")
-        t_radau = time.perf_counter() - t0
-    finally:
-        if own:
-            client.close()
-            cluster.close()
+    t_radau = time.perf_counter() - t0
 
     d = _dlog10(batched.x, ref)
     max_d = d.max(axis=0)
@@ -183,46 +199,24 @@ def validate_timescales(states_per_region=25, *, regions=(0, 1, 2, 3), seed=2026
         Per variable and state: both crossing times, the bracket, ``passed``; attrs hold the
         pass fraction per region.
     """
-    from distributed import Client, LocalCluster, as_completed
-
     network = default_network()
     settings = settings or SolverSettings()
-    rng = np.random.default_rng(seed)
-    parts = [sample_region(r, states_per_region, rng) for r in regions]
-    n_H = np.concatenate([p[0] for p in parts])
-    x0 = np.concatenate([p[1] for p in parts], axis=1)
-    region = np.repeat(np.asarray(regions), states_per_region)
-    horizon = 10**0.5 * free_fall_time(n_H)
+    n_H, x0, region, horizon = _sample_states(regions, states_per_region, seed)
     t0 = time.perf_counter()
     batched = integrate(network, x0, network.cell_parameters(n_H), horizon, settings, timescale_eps=eps,
                         timescale_horizon=horizon)
     t_batched = time.perf_counter() - t0
-    own = client is None
-    if own:
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0")
-        client = Client(cluster)
-    try:
-        t0 = time.perf_counter()
-        starts = list(range(0, n_H.size, block))
-        futures = {client.submit(_crossing_block, n_H[s:s + block], x0[:, s:s + block], horizon[s:s + block],
-                                 eps, rtol_reference, pure=False): s for s in starts}
-        tau_ref = np.empty_like(x0)
-        sign_ref = np.zeros(x0.shape, np.int8)
-        for k, fut in enumerate(as_completed(futures), 1):
-            s = futures[fut]
-            t_, g_ = fut.result()
+    tau_ref = np.empty_like(x0)
+    sign_ref = np.zeros(x0.shape, np.int8)
+    t0 = time.perf_counter()
+    with _cluster_client(client, n_workers) as c:
+        blocks = _run_blocks(c, _crossing_block, list(range(0, n_H.size, block)),
+                             lambda s: (n_H[s:s + block], x0[:, s:s + block], horizon[s:s + block], eps,
+                                        rtol_reference), "Radau crossings", progress)
+        for s, (t_, g_) in blocks:
             tau_ref[:, s:s + t_.shape[1]] = t_
             sign_ref[:, s:s + t_.shape[1]] = g_
-            if progress:
-                sys.stderr.write(f"\rRadau crossings: {k}/{len(starts)} blocks")
-                sys.stderr.flush()
-        if progress:
-            sys.stderr.write("\n")
-        t_radau = time.perf_counter() - t0
-    finally:
-        if own:
-            client.close()
-            cluster.close()
+    t_radau = time.perf_counter() - t0
     capped_ref = ~np.isfinite(tau_ref)
     inside = (tau_ref >= batched.tau_lower * (1 - slack)) & (tau_ref <= batched.tau_upper * (1 + slack))
     passed = np.where(capped_ref, batched.tau >= horizon * (1 - 1e-9),

@@ -12,6 +12,17 @@ from scipy.integrate import solve_ivp
 from .rosenbrock import SolverResult
 
 
+def _cell_functions(network, cell_i):
+    """``fun(t, x)`` and ``jac(t, x)`` of one cell for ``solve_ivp``."""
+    def fun(_t, x):
+        return network.rhs(x[:, None], cell_i)[:, 0]
+
+    def jac(_t, x):
+        return network.jacobian(x[:, None], cell_i)[:, :, 0]
+
+    return fun, jac
+
+
 def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_abundance=1e-30,
                        atol_temperature=1e-8, progress=None):
     """Integrate each cell separately with ``scipy.integrate.solve_ivp``.
@@ -43,14 +54,7 @@ def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_ab
     nfev = np.zeros(n, np.int64)
     reached = np.zeros(n)
     for i in range(n):
-        ci = network.take_cells(cell, [i])
-
-        def fun(_t, x, ci=ci):
-            return network.rhs(x[:, None], ci)[:, 0]
-
-        def jac(_t, x, ci=ci):
-            return network.jacobian(x[:, None], ci)[:, :, 0]
-
+        fun, jac = _cell_functions(network, network.take_cells(cell, [i]))
         if dt[i] <= 0:
             success[i] = True
             continue
@@ -106,14 +110,8 @@ def crossing_times_per_cell(network, x0, cell, horizon, eps=0.1, method="Radau",
     tau = np.full((n_vars, n), np.inf)
     sign = np.zeros((n_vars, n), np.int8)
     for i in range(n):
-        ci = network.take_cells(cell, [i])
+        fun, jac = _cell_functions(network, network.take_cells(cell, [i]))
         start = x0[:, i].copy()
-
-        def fun(_t, x, ci=ci):
-            return network.rhs(x[:, None], ci)[:, 0]
-
-        def jac(_t, x, ci=ci):
-            return network.jacobian(x[:, None], ci)[:, :, 0]
 
         def make_event(k):
             def event(_t, x):
