@@ -1,10 +1,13 @@
 """thermoemu: stiff astrophysical thermochemistry for simulations.
 
 Public API (this release): primordial state grids, the primordial reference network with its
-batched stiff solver, the one-zone free-fall collapse, and training catalogs.
+batched stiff solver, the one-zone free-fall collapse, training catalogs, and the emulator
+(``ds.emu.step(dt)``, :class:`Emulator`).
 """
 
+from . import accessor as _accessor  # registers ds.emu
 from .catalog import build_catalog, open_catalog
+from .emulator import Emulator, OutOfDomainError
 from .catalog_spec import load_spec
 from .networks.primordial.network import PrimordialNetwork, PrimordialOptions, SPECIES
 from .onezone import collapse
@@ -15,6 +18,6 @@ from .units import UnitsError, ureg
 
 __version__ = "0.1.0"
 
-__all__ = ["build_catalog", "load_spec", "open_catalog", "PrimordialNetwork", "PrimordialOptions", "SPECIES", "SolverSettings", "StateError",
+__all__ = ["Emulator", "OutOfDomainError", "build_catalog", "load_spec", "open_catalog", "PrimordialNetwork", "PrimordialOptions", "SPECIES", "SolverSettings", "StateError",
            "UnitsError", "collapse", "free_fall_time", "integrate_state", "open_state",
            "primordial_state", "project_state", "ureg", "validate_state", "write_state", "__version__"]

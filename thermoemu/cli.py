@@ -1,4 +1,4 @@
-"""Command line: ``thermoemu collapse | integrate | build | sample``."""
+"""Command line: ``thermoemu collapse | integrate | build | sample | train | evaluate``."""
 
 from __future__ import annotations
 
@@ -13,8 +13,10 @@ def _collapse(a):
     from .onezone import collapse
     from .plotting import plot_collapse
 
+    if a.emulator is not None:
+        return _collapse_emulator(a)
     if not a.reference:
-        print("only the reference network is available yet: pass --reference", file=sys.stderr)
+        print("choose the stepper: --reference, or --emulator MODEL (e.g. --emulator default)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
     ds = collapse(step_fraction=a.step_fraction, n_end=a.n_end, progress=not a.quiet)
@@ -28,6 +30,81 @@ def _collapse(a):
     print(f"collapse to n_H = {float(ds['n_H'][-1]):.3g} cm^-3 in {ds.sizes['step'] - 1} steps ({wall:.1f} s); "
           f"T_min = {float(ds['temperature'][i]):.0f} K at n_H = {float(ds['n_H'][i]):.3g} cm^-3; "
           f"final T = {float(ds['temperature'][-1]):.0f} K; wrote {a.output}" + (f" and {a.plot}" if a.plot else ""))
+    return 0
+
+
+def _collapse_emulator(a):
+    from .emulator import Emulator
+    from .evaluate import collapse_comparison, write_outputs
+
+    fractions = [float(f) for f in a.compare.split(",")] if a.compare else [a.step_fraction]
+    emulator = Emulator(a.emulator)
+    tracks, summary = collapse_comparison(emulator, fractions, n_end=a.n_end, progress=not a.quiet)
+    out = _out_dir(a.output)
+    for f, t in tracks.items():
+        for method, ds in t.items():
+            ds.to_netcdf(out / f"collapse_{method}_dt{f:g}.nc", engine="netcdf4")
+    if a.plot:
+        from .plotting import plot_collapse_comparison
+        plot_collapse_comparison(tracks, a.plot)
+    write_outputs(out, tracks=tracks, summary=summary)
+    for row in summary:
+        print(f"dt = {row['step_fraction']:g} t_ff, {row['update']:9s} update: max |d log10 T| = "
+              f"{row['max_dlogT']:.4f} dex over {row['steps']} steps ({row['reference_fallback_steps']} by the "
+              f"reference fallback); {row['wall_s']:.1f} s (reference {row['reference_wall_s']:.1f} s)")
+    print(f"wrote tracks and collapse_emulator.png/json to {out}" + (f" and {a.plot}" if a.plot else ""))
+    return 0
+
+
+def _out_dir(path):
+    from pathlib import Path
+    out = Path(path)
+    if out.suffix == ".nc":
+        out = out.with_suffix("")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _train(a):
+    from .models import NetConfig, TrainSettings, train_region
+
+    predictor = NetConfig(kind=a.kind, layers=a.layers, width=a.width, latent=a.latent)
+    timescale = None if a.no_timescale else NetConfig(kind="dgm", layers=a.dgm_layers, width=a.dgm_width)
+    settings = TrainSettings(max_epochs=a.max_epochs, batch_size=a.batch_size, patience=a.patience,
+                             max_minutes=a.max_minutes, seed=a.seed, device=a.device, threads=a.threads)
+    t0 = time.perf_counter()
+    model = train_region(a.spec, a.catalog, a.out, predictor=predictor, timescale=timescale, settings=settings,
+                         checkpoint_dir=a.checkpoints, progress=not a.quiet)
+    print(f"trained region {model.region} ({model.n_parameters()} parameters) in {time.perf_counter() - t0:.0f} s; "
+          f"wrote {a.out}/region{model.region}.safetensors and manifest.json")
+    return 0
+
+
+def _evaluate(a):
+    from pathlib import Path
+
+    from .emulator import Emulator
+    from .evaluate import accuracy_table, collapse_comparison, fixed_density_test, format_table2, write_outputs
+
+    emulator = Emulator(a.model)
+    catalogs = {r: Path(a.catalogs) / f"popiii-r{r}" for r in emulator.regions
+                if (Path(a.catalogs) / f"popiii-r{r}" / "index.json").is_file()}
+    if not catalogs:
+        raise FileNotFoundError(f"no built catalogs popiii-r0..4 under {a.catalogs} (build them with thermoemu build)")
+    table = accuracy_table(emulator, catalogs, split="test")
+    print(format_table2(table))
+    fixed = None if a.skip_fixed_density else fixed_density_test(emulator)
+    if fixed is not None:
+        print(f"fixed density n_H = 1e3, T0 = 300 K, 1000 substeps of 4e7 s: final T relative error "
+              f"timescale {100 * fixed.attrs['final_T_relative_error_timescale']:+.2f} %, "
+              f"plain {100 * fixed.attrs['final_T_relative_error_plain']:+.2f} %")
+    tracks = summary = None
+    if a.collapse:
+        tracks, summary = collapse_comparison(emulator, [float(f) for f in a.collapse.split(",")])
+        for row in summary:
+            print(f"collapse dt = {row['step_fraction']:g} t_ff, {row['update']}: max |d log10 T| = {row['max_dlogT']:.4f} dex")
+    paths = write_outputs(a.out, table=table, fixed=fixed, tracks=tracks, summary=summary)
+    print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -87,6 +164,11 @@ def build_parser():
 
     c = sub.add_parser("collapse", help="one-zone free-fall collapse (Ono & Sugimura 2025)")
     c.add_argument("--reference", action="store_true", help="use the reference network and solver")
+    c.add_argument("--emulator", default=None, metavar="MODEL",
+                   help="run with the emulator (model folder or 'default') beside the reference, plain and "
+                        "timescale-based updates (OS25 Fig. 7); -o is then an output folder")
+    c.add_argument("--compare", default=None, metavar="F1,F2,...",
+                   help="with --emulator: step fractions to compare, e.g. 0.1,0.01,0.001")
     c.add_argument("-o", "--output", default="collapse.nc", help="netCDF trajectory (default collapse.nc)")
     c.add_argument("--plot", default=None, help="write a plot (PNG/PDF) of T and abundances vs n_H")
     c.add_argument("--step-fraction", type=float, default=0.1,
@@ -123,17 +205,48 @@ def build_parser():
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("-o", "--output", required=True)
     s.set_defaults(func=_sample)
+    t = sub.add_parser("train", help="train one region's emulator (DeepONet + DGM) from a built catalog")
+    t.add_argument("spec", help="catalog spec the catalog was built from (file or name, e.g. popiii-r1)")
+    t.add_argument("--catalog", required=True, help="built catalog folder")
+    t.add_argument("--out", required=True, help="model folder (region added to its manifest)")
+    t.add_argument("--kind", default="fused", choices=["fused", "deeponet"],
+                   help="fused multi-output DeepONet (default) or seven per-variable DeepONets (OS25)")
+    t.add_argument("--layers", type=int, default=6)
+    t.add_argument("--width", type=int, default=96)
+    t.add_argument("--latent", type=int, default=48)
+    t.add_argument("--dgm-layers", type=int, default=4)
+    t.add_argument("--dgm-width", type=int, default=64)
+    t.add_argument("--no-timescale", action="store_true", help="skip the DGM timescale net")
+    t.add_argument("--max-epochs", type=int, default=300)
+    t.add_argument("--batch-size", type=int, default=1024)
+    t.add_argument("--patience", type=int, default=25)
+    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per network")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    t.add_argument("--threads", type=int, default=None)
+    t.add_argument("--checkpoints", default=None, help="checkpoint folder (default OUT/checkpoints); re-run resumes")
+    t.add_argument("-q", "--quiet", action="store_true")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("evaluate", help="OS25 Table 2, fixed-density iteration test, collapse comparison")
+    e.add_argument("--model", default="default", help="model folder or 'default'")
+    e.add_argument("--catalogs", default="catalogs/built", help="folder holding popiii-r0 .. popiii-r4")
+    e.add_argument("--out", default="results/evaluate", help="output folder (tables, netCDF, plots)")
+    e.add_argument("--collapse", default=None, metavar="F1,F2,...", help="also compare collapses at these dt/t_ff")
+    e.add_argument("--skip-fixed-density", action="store_true")
+    e.set_defaults(func=_evaluate)
     return p
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
     from .catalog import CatalogError
+    from .models.artifact import ArtifactError
     from .state import StateError
     from .units import UnitsError
     try:
         return args.func(args)
-    except (StateError, UnitsError, ValueError, FileNotFoundError, CatalogError) as exc:
+    except (StateError, UnitsError, ValueError, FileNotFoundError, CatalogError, ArtifactError) as exc:
         print(f"thermoemu {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -20,7 +20,7 @@ from .networks.primordial.network import SPECIES, TEMP, project_abundances
 from .reference import default_network, free_fall_time
 from .solvers.rosenbrock import SolverSettings, integrate
 
-__all__ = ["collapse", "initial_collapse_state"]
+__all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper"]
 
 #: Initial state of Ono & Sugimura (2025), from Sugimura et al. (2014), z = 16.
 OS25_INITIAL = {"n_H": 4.5e-3, "temperature": 21.0, "y_e": 3.7e-4, "y_H2": 2e-6}
@@ -39,10 +39,30 @@ def initial_collapse_state(temperature=21.0, y_e=3.7e-4, y_H2=2e-6):
     return np.concatenate([y, [temperature]])
 
 
+def reference_stepper(network, settings):
+    """Stepper ``(n_H (N,), x (7, N), dt (N,)) -> (x, success, work, reasons)`` of the reference solver."""
+    def step(n, x, dt):
+        res = integrate(network, x, network.cell_parameters(n), dt, settings)
+        return res.x, res.success, res.substeps, res.reasons
+    step.label = "reference"
+    return step
+
+
+def emulator_stepper(emulator):
+    """Stepper of an :class:`thermoemu.Emulator` (``work`` is its status code per cell)."""
+    from .emulator import EMU_STATUS
+
+    def step(n, x, dt):
+        res = emulator.step_arrays(n, x, dt)
+        return res.x, res.success, res.status, [EMU_STATUS[int(c)] for c in res.status]
+    step.label = f"emulator ({emulator.update} update)"
+    return step
+
+
 def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
              temperature=OS25_INITIAL["temperature"], y_e=OS25_INITIAL["y_e"],
              y_H2=OS25_INITIAL["y_H2"], network=None, settings=None, progress=False,
-             record_every=1):
+             record_every=1, stepper=None):
     """Run the one-zone free-fall collapse with the reference network.
 
     Parameters
@@ -61,6 +81,9 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
         Print progress (log n_H reached) to stderr.
     record_every : int
         Keep every k-th step in the trajectory (the last is always kept).
+    stepper : callable, optional
+        What advances the chemistry at fixed n_H: :func:`reference_stepper` (default) or
+        :func:`emulator_stepper`. For the emulator, ``substeps`` holds its status code per step.
 
     Returns
     -------
@@ -83,6 +106,7 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
         raise ValueError(f"record_every = {record_every!r} must be a positive integer")
     network = network or default_network()
     settings = settings or SolverSettings()
+    stepper = stepper or reference_stepper(network, settings)
     x = initial_collapse_state(temperature, y_e, y_H2)[:, None]
     n = np.array([float(n_start)])
     t = 0.0
@@ -105,10 +129,10 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
         dt_end = 2.0 * np.sqrt(n) * tff * (n ** -0.5 - n_end ** -0.5)
         dt = np.minimum(dt, dt_end)
         cell = network.cell_parameters(n)
-        res = integrate(network, x, cell, dt, settings)
-        if not res.success[0]:
-            raise RuntimeError(f"reference solver failed at n_H = {n[0]:.3g} cm^-3: {res.reasons[0]}")
-        x = res.x
+        x_new, ok, work, reasons = stepper(n, x, dt)
+        if not ok[0]:
+            raise RuntimeError(f"{getattr(stepper, 'label', 'stepper')} failed at n_H = {n[0]:.3g} cm^-3: {reasons[0]}")
+        x = np.array(x_new, dtype=float)
         # (iii) density, closed form; (ii) compressional heating Gamma_comp dt / (n_H c_v) with
         # the updated state, using the exact d ln n_H of the step for n_H' dt / n_H
         n_new = (n ** -0.5 - dt / (2.0 * np.sqrt(n) * tff)) ** -2.0
@@ -120,7 +144,7 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
         t += float(dt[0])
         step += 1
         if step % record_every == 0 or n[0] >= n_end:
-            record(int(res.substeps[0]))
+            record(int(work[0]))
         if progress and np.log10(n[0]) >= last_logn + 1:
             last_logn = np.floor(np.log10(n[0]))
             sys.stderr.write(f"\rcollapse: log10 n_H = {np.log10(n[0]):5.2f} / {np.log10(n_end):.2f}, "
@@ -128,7 +152,9 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
             sys.stderr.flush()
     if progress:
         sys.stderr.write("\n")
-    return _trajectory_dataset(rows, network, step_fraction, settings)
+    ds = _trajectory_dataset(rows, network, step_fraction, settings)
+    ds.attrs["stepper"] = getattr(stepper, "label", "custom")
+    return ds
 
 
 def _trajectory_dataset(rows, network, step_fraction, settings):

@@ -61,3 +61,84 @@ def plot_collapse(ds, path=None, *, label="reference", cooling=True):
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def plot_collapse_comparison(tracks, path=None):
+    """OS25 Fig. 7: temperature against n_H, reference (solid), timescale-based (dashed) and plain
+    (dotted) emulator, one panel per dt / t_ff.
+
+    Parameters
+    ----------
+    tracks : dict
+        ``{fraction: {"reference": ds, "timescale": ds, "plain": ds}}`` from
+        :func:`thermoemu.evaluate.collapse_comparison`.
+    """
+    plt = _pyplot()
+    fractions = sorted(tracks, reverse=True)
+    fig, axes = plt.subplots(len(fractions), 1, figsize=(7, 2.8 * len(fractions)), sharex=True,
+                             constrained_layout=True, squeeze=False)
+    styles = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
+              "plain": dict(color="tab:blue", ls=":")}
+    for ax, f in zip(axes[:, 0], fractions):
+        for method, ds in tracks[f].items():
+            ax.loglog(ds["n_H"].values, ds["temperature"].values, label=method if method == "reference"
+                      else f"emulator, {method} update", **styles[method])
+        for edge in REGION_EDGES:
+            ax.axvline(edge, color="tab:blue", ls=":", lw=0.6, alpha=0.6)
+        ax.set_ylabel("temperature [K]")
+        ax.set_title(f"dt = {f:g} t_ff", fontsize=10)
+    axes[0, 0].legend(loc="upper left", fontsize=8)
+    axes[-1, 0].set_xlabel("n_H [cm^-3]")
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_fixed_density(ds, path=None):
+    """OS25 Fig. 6d: temperature against iteration at fixed density, reference / timescale / plain."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
+    it = ds["iteration"].values
+    styles = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
+              "plain": dict(color="tab:blue", ls=":")}
+    for m in ds["method"].values:
+        ax.plot(it, ds["temperature"].sel(method=m).values, label=str(m), **styles[str(m)])
+    ax.set_xscale("symlog", linthresh=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("temperature [K]")
+    ax.set_title(f"n_H = {ds.attrs['n_H']:g} cm^-3, {ds.attrs['substeps']} substeps of "
+                 f"{ds.attrs['dt0_s'] / ds.attrs['substeps']:.3g} s", fontsize=10)
+    ax.legend()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_accuracy_table(table, path=None):
+    """OS25 Table 2 as bars: fraction below 5 % per variable and region, ours against OS25."""
+    plt = _pyplot()
+    variables = list(table["variable"].values)
+    regions = [int(r) for r in table["region"].values]
+    fig, axes = plt.subplots(1, len(regions), figsize=(3.0 * len(regions), 3.6), sharey=True,
+                             constrained_layout=True)
+    x = np.arange(len(variables))
+    for ax, r in zip(np.atleast_1d(axes), regions):
+        ours = table["fraction_below"].sel(region=r, threshold=0.05).values
+        seed = table["seed"].sel(region=r, threshold=0.05).values
+        ax.bar(x - 0.2, ours, 0.4, label="thermoemu")
+        ax.bar(x + 0.2, seed, 0.4, label="OS25", color="0.6")
+        ax.set_xticks(x, variables, rotation=60, fontsize=8)
+        ax.set_title(f"region {r}", fontsize=10)
+        ax.set_ylim(0, 1.02)
+    np.atleast_1d(axes)[0].set_ylabel("fraction with relative error < 5 %")
+    np.atleast_1d(axes)[0].legend(fontsize=8)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig

@@ -15,7 +15,7 @@ import xarray as xr
 from .networks.primordial.network import SPECIES, PrimordialNetwork
 from .solvers.percell import integrate_per_cell
 from .solvers.rosenbrock import STATUS, SolverSettings, integrate
-from .state import StateError, validate_state
+from .state import StateError, dt_dataarray, validate_state
 from .units import to_units
 
 __all__ = ["integrate_state", "default_network", "free_fall_time", "state_to_arrays"]
@@ -114,12 +114,7 @@ def integrate_state(ds, dt, *, network=None, method="rosenbrock", settings=None,
     settings = settings or SolverSettings()
     if method not in ("rosenbrock", "Radau", "BDF"):
         raise ValueError(f"method must be 'rosenbrock', 'Radau' or 'BDF', got {method!r}")
-    dt_da = to_units(dt, "s", "dt")
-    if not isinstance(dt_da, xr.DataArray):
-        dt_da = xr.DataArray(np.asarray(dt_da, dtype=float))
-    if not np.isfinite(dt_da).all() or (dt_da < 0).any():
-        bad = float(dt_da.where(~np.isfinite(dt_da) | (dt_da < 0), drop=True).values.flat[0])
-        raise StateError(f"dt = {bad:g} s is not allowed; dt must be finite and >= 0 s")
+    dt_da = dt_dataarray(dt, ds["n_H"])
     kwargs = dict(network=network, method=method, settings=settings, progress=progress)
     T, y, ok, steps, status = xr.apply_ufunc(
         _kernel, ds["n_H"], ds["temperature"], ds["abundance"], dt_da,

@@ -135,8 +135,9 @@ def primordial_state(n_H, temperature, abundance, dims=None, *, project=False,
         ``{species: value}``, an array whose last axis is species in the order
         ``("H", "H2", "e-", "H+", "H-", "H2+")``, or a DataArray with a ``species`` dim.
         Values are n(i)/n_H (dimensionless).
-    dims : sequence of str, optional
-        Names of the cell dims of plain-array inputs (default: ``("cell",)`` for 1-d input).
+    dims : str or sequence of str, optional
+        Names of the cell dims of plain-array inputs (default: ``("cell",)`` for 1-d input); a
+        single string names one dim.
     project : bool
         If True, project abundances onto hydrogen and charge conservation (smallest relative
         change) instead of raising when they violate it.
@@ -155,6 +156,8 @@ def primordial_state(n_H, temperature, abundance, dims=None, *, project=False,
     StateError, UnitsError
         With the variable name, the offending value and the allowed range or units.
     """
+    if isinstance(dims, str):
+        dims = (dims,)
     n = _as_dataarray(n_H, "n_H", "cm^-3", dims)
     T = _as_dataarray(temperature, "temperature", "K", dims)
     y = _abundance_dataarray(abundance, dims, complete)
@@ -332,3 +335,21 @@ def open_state(path, *, tolerance=DEFAULT_TOLERANCE, project=False):
     if "species" in ds.coords:
         ds = ds.assign_coords(species=[str(s) for s in ds["species"].values])
     return validate_state(ds, tolerance=tolerance, project=project)
+
+
+def dt_dataarray(dt, like, name="dt"):
+    """dt [s] as a DataArray; a plain array must have the cell shape of ``like`` (n_H)."""
+    da = to_units(dt, "s", name)
+    if not isinstance(da, xr.DataArray):
+        arr = np.asarray(da, dtype=float)
+        if arr.ndim == 0:
+            da = xr.DataArray(arr)
+        elif arr.shape == like.shape:
+            da = xr.DataArray(arr, dims=like.dims)
+        else:
+            raise StateError(f"{name} has shape {arr.shape}; a plain array must match the cell shape "
+                             f"{like.shape} (dims {like.dims}), or pass an xarray.DataArray")
+    if not bool(np.isfinite(da).all()) or bool((da < 0).any()):
+        bad = float(da.where(~np.isfinite(da) | (da < 0), drop=True).values.flat[0])
+        raise StateError(f"{name} = {bad:g} s is not allowed; {name} must be finite and >= 0 s")
+    return da

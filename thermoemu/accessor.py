@@ -1,0 +1,154 @@
+"""``ds.emu``: the emulator on any primordial state grid (numpy- or dask-backed, any cell dims).
+
+>>> import thermoemu
+>>> new = ds.emu.step("1e10 s")                 # shipped default models, timescale-based update
+>>> new = ds.emu.step(3e9, model="my-models", update="plain", out_of_domain="flag")
+>>> final = ds.emu.evolve("1e12 s", dt="1e10 s")
+>>> tau = ds.emu.timescales()                   # tau_eps [s] per cell and variable
+
+Loaded models live in a process-wide registry (:func:`thermoemu.emulator.get_emulator`), not in
+the accessor, which xarray rebuilds for every new Dataset.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from .emulator import EMU_STATUS, get_emulator
+from .models.features import VARIABLES
+from .networks.primordial.network import SPECIES
+from .reference import state_to_arrays
+from .state import StateError, dt_dataarray, validate_state
+from .units import ureg, to_units
+
+__all__ = ["EmuAccessor"]
+
+
+def _is_quantified(ds):
+    return any(isinstance(ds[v].data, ureg.Quantity) for v in ("n_H", "temperature", "abundance") if v in ds)
+
+
+def _step_kernel(n_H, temperature, abundance, dt, *, emulator):
+    shape = np.shape(n_H)
+    n, x = state_to_arrays(n_H, temperature, abundance)
+    res = emulator.step_arrays(n, x, np.broadcast_to(np.asarray(dt, dtype=float), shape).ravel())
+    return (res.x[6].reshape(shape), res.x[:6].T.reshape(shape + (6,)), res.success.reshape(shape),
+            res.out_of_domain.reshape(shape), res.status.reshape(shape))
+
+
+def _timescale_kernel(n_H, temperature, abundance, *, emulator):
+    shape = np.shape(n_H)
+    n, x = state_to_arrays(n_H, temperature, abundance)
+    tau, _ = emulator.timescales_arrays(n, x)
+    return tau.reshape(shape + (7,))
+
+
+@xr.register_dataset_accessor("emu")
+class EmuAccessor:
+    """Emulator methods on a primordial state grid (see :func:`thermoemu.primordial_state`)."""
+
+    def __init__(self, ds):
+        self._ds = ds
+
+    def _emulator(self, model, update, out_of_domain, device):
+        return get_emulator(model, device=device).with_options(update=update, out_of_domain=out_of_domain)
+
+    def step(self, dt, *, model="default", update="timescale", out_of_domain="reference", device="cpu"):
+        """Advance every cell by ``dt`` at fixed n_H with the emulator.
+
+        Parameters
+        ----------
+        dt : number, str, pint.Quantity or xarray.DataArray
+            Step [s by default]; may vary over cells; >= 0. Steps longer than the trained
+            dt_max = 10^0.5 t_ff are split into equal substeps.
+        model : str or path
+            ``"default"`` (shipped with the package) or a model folder.
+        update : {"timescale", "plain"}
+            OS25 eq. 8 (default) or the plain DeepONet prediction.
+        out_of_domain : {"reference", "flag", "raise"}
+            Cells outside the trained ranges are advanced by the reference solver (default),
+            returned as NaN and flagged, or make the call raise.
+        device : str
+            torch device.
+
+        Returns
+        -------
+        xarray.Dataset
+            The new state (units as given: pint-quantified in, quantified out) plus per cell
+            ``success``, ``emu_out_of_domain`` and ``emu_status`` (CF flag_values / flag_meanings).
+            Lazy (dask) if the input is.
+        """
+        quantified = _is_quantified(self._ds)
+        ds = validate_state(self._ds)
+        if ds["abundance"].chunks is not None:
+            ds = ds.chunk({"species": -1})
+        dt_da = dt_dataarray(dt, ds["n_H"])
+        emulator = self._emulator(model, update, out_of_domain, device)
+        T, y, ok, ood, status = xr.apply_ufunc(
+            _step_kernel, ds["n_H"], ds["temperature"], ds["abundance"], dt_da,
+            input_core_dims=[[], [], ["species"], []], output_core_dims=[[], ["species"], [], [], []],
+            dask="parallelized", kwargs={"emulator": emulator},
+            output_dtypes=[float, float, bool, bool, np.int8],
+            dask_gufunc_kwargs={"output_sizes": {"species": len(SPECIES)}})
+        out = ds.copy()
+        out["temperature"] = T.assign_attrs(ds["temperature"].attrs)
+        out["abundance"] = y.transpose(*ds["abundance"].dims).assign_attrs(ds["abundance"].attrs)
+        out["success"] = ok.assign_attrs(long_name="step succeeded (False: flagged, values NaN)")
+        out["emu_out_of_domain"] = ood.assign_attrs(long_name="cell outside the emulator's trained domain")
+        codes = sorted(EMU_STATUS)
+        out["emu_status"] = status.assign_attrs(
+            long_name="emulator status", flag_values=np.array(codes, np.int8),
+            flag_meanings=" ".join(EMU_STATUS[c].replace(" ", "_").replace(",", "") for c in codes))
+        out.attrs.update(emulator=str(emulator.model_dir), emu_update=update, emu_out_of_domain_policy=out_of_domain)
+        return out.pint.quantify() if quantified else out
+
+    def evolve(self, t_end, dt, **kwargs):
+        """Take steps of ``dt`` (the last one shortened) until ``t_end``; keyword arguments as :meth:`step`.
+
+        Returns the final state; ``success`` is True only where every step succeeded and
+        ``emu_out_of_domain`` is True where any step was out of domain.
+        """
+        t_end = float(to_units(t_end, "s", "t_end"))
+        dt = float(to_units(dt, "s", "dt"))
+        if not (np.isfinite(t_end) and t_end >= 0):
+            raise StateError(f"t_end = {t_end:g} s is not allowed; t_end must be finite and >= 0 s")
+        if not (np.isfinite(dt) and dt > 0):
+            raise StateError(f"dt = {dt:g} s is not allowed; dt must be finite and > 0 s")
+        quantified = _is_quantified(self._ds)
+        state = validate_state(self._ds)
+        ok = ood = None
+        t = 0.0
+        n_steps = int(np.ceil(t_end / dt - 1e-12))
+        for k in range(n_steps):
+            h = min(dt, t_end - t)
+            state = state.emu.step(h, **kwargs)
+            ok = state["success"] if ok is None else ok & state["success"]
+            ood = state["emu_out_of_domain"] if ood is None else ood | state["emu_out_of_domain"]
+            state = state.drop_vars(["success", "emu_out_of_domain", "emu_status"])
+            t += h
+        if ok is not None:
+            state["success"] = ok
+            state["emu_out_of_domain"] = ood
+        state.attrs["emu_time_s"] = t
+        return state.pint.quantify() if quantified else state
+
+    def timescales(self, *, model="default", device="cpu"):
+        """tau_eps [s] (eps of the models, 0.1) per cell and variable from the DGM nets, capped at dt_max.
+
+        Returns
+        -------
+        xarray.DataArray
+            Dims cell dims + ``variable`` (H, H2, e-, H+, H-, H2+, temperature); NaN out of domain.
+        """
+        ds = validate_state(self._ds)
+        if ds["abundance"].chunks is not None:
+            ds = ds.chunk({"species": -1})
+        emulator = get_emulator(model, device=device)
+        tau = xr.apply_ufunc(
+            _timescale_kernel, ds["n_H"], ds["temperature"], ds["abundance"],
+            input_core_dims=[[], [], ["species"]], output_core_dims=[["variable"]],
+            dask="parallelized", kwargs={"emulator": emulator}, output_dtypes=[float],
+            dask_gufunc_kwargs={"output_sizes": {"variable": 7}})
+        return tau.assign_coords(variable=list(VARIABLES)).rename("tau_eps").assign_attrs(
+            units="s", long_name=f"time for a relative change eps = {next(iter(emulator.regions.values())).eps:g}")

@@ -1,0 +1,247 @@
+"""The emulator as a stepper: region routing, the timescale-based update, conservation, domain guard.
+
+For each cell (n_H, x0 = abundances and T) and step dt:
+
+1. **Routing**: the cell goes to the region of OS25 Table 1 that holds its n_H.
+2. **Domain guard**: a cell is *out of domain* if no loaded region holds its n_H, or its
+   temperature or an abundance lies outside the ranges the region was trained on (the observed
+   range of the training inputs), with one exception: the trace species H- and H2+ below their
+   trained floor are raised to that floor in the network's input (``clamped``); they relax to
+   equilibrium in far less than any trained step, so their initial value does not matter.
+   Out-of-domain cells are, by default, advanced by the reference solver (``"reference"``); the
+   alternatives are ``"flag"`` (returned as NaN, flagged) and ``"raise"``.
+3. **Update** (OS25 eq. 8, ``update="timescale"``): per variable x with timescale tau from the DGM
+   net, capped at dt_max = 10^0.5 t_ff, ``x' = x0 + (dt / tau) (x_pred(tau) - x0)`` when dt < tau
+   and ``x' = x_pred(dt)`` otherwise. ``update="plain"`` is ``x' = x_pred(dt)`` (OS25's simple
+   DeepONet iteration). A step longer than dt_max is split into equal substeps <= dt_max.
+4. **Conservation**: abundances are projected onto hydrogen-nucleus and charge conservation after
+   every update (OS25 section 2.3.1).
+
+Any non-finite emulator output is treated like an out-of-domain cell. Nothing comes back NaN
+without ``success = False`` and a status code.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .models.artifact import load_model_set, resolve_model_dir
+from .models.features import LOG_FLOOR, VARIABLES
+from .networks.primordial.network import project_abundances
+from .reference import default_network, free_fall_time
+from .sampling import region_of
+from .solvers.rosenbrock import SolverSettings, integrate
+
+__all__ = ["Emulator", "EmulatorResult", "EMU_STATUS", "get_emulator", "OUT_OF_DOMAIN_POLICIES", "UPDATES",
+           "OutOfDomainError"]
+
+UPDATES = ("timescale", "plain")
+OUT_OF_DOMAIN_POLICIES = ("reference", "flag", "raise")
+#: Status codes of ``emu_status`` (CF flag_values / flag_meanings).
+EMU_STATUS = {
+    0: "emulated",
+    1: "emulated with trace abundances raised to the trained floor",
+    2: "out of domain, advanced by the reference solver",
+    3: "out of domain, not advanced (flag only)",
+    4: "non-finite emulator output, advanced by the reference solver",
+    5: "reference solver failed",
+}
+TRACE = (4, 5)  # H-, H2+ in network order
+#: Relative slack on the trained ranges (the guard is about extrapolation, not round-off).
+RANGE_SLACK = 1e-6
+
+
+class OutOfDomainError(ValueError):
+    """Raised by ``out_of_domain="raise"`` for cells outside the trained ranges."""
+
+
+class EmulatorResult:
+    """Plain-array result of :meth:`Emulator.step_arrays` (all per cell)."""
+
+    def __init__(self, x, success, out_of_domain, status):
+        self.x, self.success, self.out_of_domain, self.status = x, success, out_of_domain, status
+
+
+class Emulator:
+    """A loaded model set used as a stepper.
+
+    Parameters
+    ----------
+    model : str or path
+        ``"default"`` (shipped) or a model folder written by ``thermoemu train``.
+    update : {"timescale", "plain"}
+    out_of_domain : {"reference", "flag", "raise"}
+    device : str
+        torch device (``"cpu"``, ``"cuda"``).
+    network : PrimordialNetwork, optional
+        The reference network (compatibility check and fallback).
+    settings : SolverSettings, optional
+        Reference-solver settings for the fallback.
+    """
+
+    def __init__(self, model="default", *, update="timescale", out_of_domain="reference", device="cpu",
+                 network=None, settings=None):
+        if update not in UPDATES:
+            raise ValueError(f"update = {update!r}; allowed: {', '.join(map(repr, UPDATES))}")
+        if out_of_domain not in OUT_OF_DOMAIN_POLICIES:
+            raise ValueError(f"out_of_domain = {out_of_domain!r}; allowed: "
+                             f"{', '.join(map(repr, OUT_OF_DOMAIN_POLICIES))}")
+        self.network = network or default_network()
+        self.model_dir = resolve_model_dir(model)
+        self.regions = load_model_set(model, network=self.network, device=device)
+        self.update = update
+        self.out_of_domain = out_of_domain
+        self.settings = settings or SolverSettings()
+
+    def with_options(self, *, update=None, out_of_domain=None):
+        """A shallow copy sharing the loaded models, with other options."""
+        new = object.__new__(Emulator)
+        new.__dict__.update(self.__dict__)
+        new.update = update or self.update
+        new.out_of_domain = out_of_domain or self.out_of_domain
+        return new
+
+    # -- guard ------------------------------------------------------------------------------
+    def classify(self, n_H, x):
+        """Region (-1 if none) and domain status per cell.
+
+        Returns
+        -------
+        region : ndarray of int (N,)
+        inside : ndarray of bool (N,)
+        clamped : ndarray of bool (N,)
+        """
+        region = region_of(n_H)
+        region = np.where(np.isin(region, list(self.regions)), region, -1)
+        inside = region >= 0
+        clamped = np.zeros(len(n_H), dtype=bool)
+        for r, m in self.regions.items():
+            sel = region == r
+            if not sel.any():
+                continue
+            ok = np.ones(sel.sum(), dtype=bool)
+            low = np.zeros(sel.sum(), dtype=bool)
+            for i, v in enumerate(VARIABLES):
+                lo, hi = m.ranges[v]
+                val = x[i, sel]
+                ok &= val <= hi * (1 + RANGE_SLACK)
+                below = val < lo * (1 - RANGE_SLACK)
+                if i in TRACE:
+                    low |= below
+                else:
+                    ok &= ~below
+            inside[sel] = ok
+            clamped[sel] = ok & low
+        return region, inside, clamped
+
+    # -- the step ---------------------------------------------------------------------------
+    def _emulate(self, m, n_H, x0, dt):
+        """One update of cells of one region with dt <= dt_max. Returns (7, N)."""
+        xin = x0.copy()
+        for i in TRACE:
+            xin[i] = np.maximum(xin[i], m.ranges[VARIABLES[i]][0])
+        t_ff = free_fall_time(n_H)
+        dt_max = m.dt_max_over_t_ff * t_ff
+        if self.update == "plain":
+            x_new = 10.0 ** m.predict_log(n_H, xin, dt).T
+        else:
+            tau = np.minimum(m.timescales(n_H, xin, t_ff), dt_max[:, None])  # (N, 7)
+            t_eval = np.maximum(dt[:, None], tau)  # eq. 8: x_pred(tau) if dt < tau, else x_pred(dt)
+            pred = 10.0 ** m.predict_log(n_H, xin, t_eval)  # (N, 7)
+            frac = np.where(dt[:, None] < tau, dt[:, None] / np.where(tau > 0, tau, 1.0), 1.0)
+            x_new = (x0.T + frac * (pred - x0.T)).T  # frac = 1 (x_pred(dt)) where dt >= tau
+        x_new[:6] = np.maximum(project_abundances(x_new[:6]), LOG_FLOOR)
+        return x_new
+
+    def step_arrays(self, n_H, x, dt):
+        """Advance cells by dt.
+
+        Parameters
+        ----------
+        n_H : ndarray (N,)
+            [cm^-3]
+        x : ndarray (7, N)
+            Abundances (network order) and temperature [K].
+        dt : ndarray (N,) or float
+            [s], >= 0.
+
+        Returns
+        -------
+        EmulatorResult
+            ``x`` (7, N), ``success``, ``out_of_domain`` (bool) and ``status`` (int8, see
+            :data:`EMU_STATUS`) per cell.
+        """
+        n_H = np.asarray(n_H, dtype=float).ravel()
+        x = np.array(x, dtype=float).reshape(7, -1)
+        dt = np.broadcast_to(np.asarray(dt, dtype=float), n_H.shape).copy()
+        region, inside, clamped = self.classify(n_H, x)
+        status = np.where(clamped, 1, 0).astype(np.int8)
+        ood = ~inside
+        if ood.any() and self.out_of_domain == "raise":
+            k = int(np.argmax(ood))
+            raise OutOfDomainError(
+                f"{int(ood.sum())} cell(s) outside the trained domain, e.g. cell {k}: n_H = {n_H[k]:.4g} cm^-3, "
+                f"T = {x[6, k]:.4g} K, abundances {dict(zip(VARIABLES[:6], np.round(x[:6, k], 12).tolist()))}; "
+                f"use out_of_domain='reference' or 'flag'")
+        out = x.copy()
+        for r, m in self.regions.items():
+            sel = np.flatnonzero(inside & (region == r))
+            if sel.size == 0:
+                continue
+            dt_max = m.dt_max_over_t_ff * free_fall_time(n_H[sel])
+            nsub = np.maximum(np.ceil(dt[sel] / dt_max - 1e-12), 1).astype(int)
+            h = dt[sel] / nsub
+            xs = out[:, sel]
+            for k in range(int(nsub.max())):
+                active = nsub > k
+                if active.all():
+                    xs = self._emulate(m, n_H[sel], xs, h)
+                else:
+                    xs[:, active] = self._emulate(m, n_H[sel][active], xs[:, active], h[active])
+            out[:, sel] = xs
+        bad = inside & ~np.isfinite(out).all(axis=0)
+        status[bad] = 4
+        redo = bad | (ood & (self.out_of_domain == "reference"))
+        status[ood] = 2 if self.out_of_domain == "reference" else 3
+        success = np.ones(n_H.shape, dtype=bool)
+        if redo.any():
+            idx = np.flatnonzero(redo)
+            res = integrate(self.network, x[:, idx], self.network.cell_parameters(n_H[idx]), dt[idx], self.settings)
+            out[:, idx] = res.x
+            failed = idx[~res.success]
+            status[failed] = 5
+            success[failed] = False
+            out[:, failed] = np.nan
+        if self.out_of_domain == "flag":
+            out[:, ood] = np.nan
+            success[ood] = False
+        return EmulatorResult(out, success, ood, status)
+
+    def timescales_arrays(self, n_H, x):
+        """tau_eps [s] per cell and variable (N, 7) from the DGM nets, capped at dt_max; NaN out of domain."""
+        n_H = np.asarray(n_H, dtype=float).ravel()
+        x = np.asarray(x, dtype=float).reshape(7, -1)
+        region, inside, _ = self.classify(n_H, x)
+        tau = np.full((n_H.size, 7), np.nan)
+        for r, m in self.regions.items():
+            sel = np.flatnonzero(inside & (region == r))
+            if sel.size:
+                xin = x[:, sel].copy()
+                for i in TRACE:
+                    xin[i] = np.maximum(xin[i], m.ranges[VARIABLES[i]][0])
+                t_ff = free_fall_time(n_H[sel])
+                tau[sel] = np.minimum(m.timescales(n_H[sel], xin, t_ff), (m.dt_max_over_t_ff * t_ff)[:, None])
+        return tau, ~inside
+
+
+_EMULATORS: dict = {}
+
+
+def get_emulator(model="default", *, device="cpu"):
+    """The process-wide loaded model set (loaded once per folder, manifest time and device)."""
+    path = resolve_model_dir(model).resolve()
+    manifest = path / "manifest.json"
+    key = (str(path), manifest.stat().st_mtime_ns if manifest.exists() else None, str(device))
+    if key not in _EMULATORS:
+        _EMULATORS[key] = Emulator(path, device=device)
+    return _EMULATORS[key]

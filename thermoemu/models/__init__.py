@@ -1,0 +1,10 @@
+"""torch emulator models: networks, feature scaling, training and safe artifacts."""
+
+from .artifact import ArtifactError, load_model_set, read_manifest, save_region
+from .features import VARIABLES
+from .nets import NetConfig
+from .region import RegionModel
+from .training import TrainSettings, train_region
+
+__all__ = ["ArtifactError", "NetConfig", "RegionModel", "TrainSettings", "VARIABLES", "load_model_set",
+           "read_manifest", "save_region", "train_region"]
