@@ -167,7 +167,9 @@ def test_out_of_domain_cells_use_the_reference_by_default(tiny_model):
     np.testing.assert_array_equal(out["emu_out_of_domain"].values, [False, False, True, True])
     np.testing.assert_array_equal(out["emu_status"].values[2:], [2, 2])
     assert out["success"].all()
-    np.testing.assert_allclose(out["temperature"].values[2:], ref["temperature"].values[2:], rtol=1e-12)
+    # same solver and settings; batching other cells alongside changes step sequences, so agreement
+    # is to the solver's tolerance, not bitwise
+    np.testing.assert_allclose(out["temperature"].values[2:], ref["temperature"].values[2:], rtol=1e-4)
 
 
 def test_out_of_domain_flag_only_and_raise(tiny_model):

@@ -109,7 +109,7 @@ def plot_fixed_density(ds, path=None):
     styles = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
               "plain": dict(color="tab:blue", ls=":")}
     for m in ds["method"].values:
-        ax.plot(it, ds["temperature"].sel(method=m).values, label=str(m), **styles[str(m)])
+        ax.plot(it, ds["temperature"].sel({"method": m}).values, label=str(m), **styles[str(m)])
     ax.set_xscale("symlog", linthresh=1)
     ax.set_xlabel("iteration")
     ax.set_ylabel("temperature [K]")
