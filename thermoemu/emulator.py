@@ -51,6 +51,14 @@ TRACE = (4, 5)  # H-, H2+ in network order
 RANGE_SLACK = 1e-6
 
 
+def _clamp_trace(model, x):
+    """Copy of ``x`` (7, N) with H- and H2+ raised to the region's trained floor (network input only)."""
+    out = x.copy()
+    for i in TRACE:
+        out[i] = np.maximum(out[i], model.ranges[VARIABLES[i]][0])
+    return out
+
+
 class OutOfDomainError(ValueError):
     """Raised by ``out_of_domain="raise"`` for cells outside the trained ranges."""
 
@@ -137,9 +145,7 @@ class Emulator:
     # -- the step ---------------------------------------------------------------------------
     def _emulate(self, m, n_H, x0, dt):
         """One update of cells of one region with dt <= dt_max. Returns (7, N)."""
-        xin = x0.copy()
-        for i in TRACE:
-            xin[i] = np.maximum(xin[i], m.ranges[VARIABLES[i]][0])
+        xin = _clamp_trace(m, x0)
         t_ff = free_fall_time(n_H)
         dt_max = m.dt_max_over_t_ff * t_ff
         if self.update == "plain":
@@ -226,9 +232,7 @@ class Emulator:
         for r, m in self.regions.items():
             sel = np.flatnonzero(inside & (region == r))
             if sel.size:
-                xin = x[:, sel].copy()
-                for i in TRACE:
-                    xin[i] = np.maximum(xin[i], m.ranges[VARIABLES[i]][0])
+                xin = _clamp_trace(m, x[:, sel])
                 t_ff = free_fall_time(n_H[sel])
                 tau[sel] = np.minimum(m.timescales(n_H[sel], xin, t_ff), (m.dt_max_over_t_ff * t_ff)[:, None])
         return tau, ~inside
