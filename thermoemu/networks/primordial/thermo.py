@@ -87,3 +87,42 @@ def cv_h2(T, model="frozen"):
         em = np.exp(-np.minimum(x, 700.0))
         return 2.5 + x**2 * em / (1.0 - em) ** 2
     return 1.5 + cv_h2_rotational(T, ortho_para=model) + cv_h2_vibrational(T)
+
+
+def energy_h2(T, model="frozen"):
+    """Internal energy of one H2 molecule, ``int_0^T c_v,H2(T') dT'``, in units of k_B K.
+
+    The exact integral of :func:`cv_h2` for the same ``model`` (Ono & Sugimura 2025, eq. B2):
+    translation ``(3/2) T``, rotation the mean level energy above each species' ground level
+    (``"frozen"``: ``0.25 <E>_para + 0.75 <E>_ortho``; ``"equilibrium"``: the equilibrium
+    mixture), vibration ``theta_v / (exp(theta_v/T) - 1)``. For ``"tgchem"`` rotation is always
+    excited: ``(5/2) T`` plus vibration with theta_v = 6100 K.
+
+    Parameters
+    ----------
+    T : array_like
+        Temperature [K].
+    model : {"frozen", "equilibrium", "tgchem"}
+    """
+    T = np.atleast_1d(np.asarray(T, dtype=float))
+    if model == "tgchem":
+        return 2.5 * T + _vibrational_energy(T, 6100.0)
+    if model == "frozen":
+        _, p1, _ = _rotational_moments(T, odd=False)
+        _, o1, _ = _rotational_moments(T, odd=True)
+        rot = 0.25 * p1 + 0.75 * o1
+    elif model == "equilibrium":
+        J = np.arange(0, J_MAX + 1, dtype=float)
+        E = J * (J + 1.0) * THETA_ROT_H2
+        g = np.where(J % 2 == 1, 3.0, 1.0) * (2.0 * J + 1.0)
+        w = g * np.exp(-E[None, :] / T[:, None])
+        rot = (w * E).sum(axis=1) / w.sum(axis=1)
+    else:
+        raise ValueError(f"model must be 'frozen', 'equilibrium' or 'tgchem', got {model!r}")
+    return 1.5 * T + rot + _vibrational_energy(T, THETA_VIB_H2)
+
+
+def _vibrational_energy(T, theta):
+    """Harmonic-oscillator energy above the ground level [k_B K]: theta / (exp(theta/T) - 1)."""
+    x = np.minimum(theta / T, 700.0)
+    return theta / np.expm1(x)
