@@ -1,6 +1,8 @@
 # Two set-up commands for a fresh machine:
-#   make demo   create .venv, install, run the one-zone collapse with the reference and with the shipped
-#               emulator (dt = 0.1 t_ff; 0.01 and 0.001 via the command in docs/emulator.md), write results/collapse.{nc,png} and results/collapse-emulator/
+#   make demo   create .venv, install, run the one-zone collapse to 1e22 cm^-3 with the reference (Saha
+#               table above 1e18, built into ~/.cache/thermoemu on first use) and with the shipped
+#               emulator (dt = 0.1 t_ff; 0.01 and 0.001 via the command in docs/emulator.md), write
+#               results/collapse.{nc,png} and results/collapse-emulator/
 #   make test   create .venv, install with test extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -36,6 +38,7 @@ test: install
 bench: install
 	$(PY) benchmarks/bench_solver.py
 	$(PY) benchmarks/bench_emulator.py
+	$(PY) benchmarks/bench_saha.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

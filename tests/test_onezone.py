@@ -9,8 +9,8 @@ from thermoemu.networks.primordial.network import conservation_residual
 
 @pytest.fixture(scope="module")
 def track():
-    # OS25 Fig. 4 uses dt = 0.1 t_ff; 458 outer steps to 1e18 cm^-3
-    return collapse(step_fraction=0.1)
+    # OS25 Fig. 4 uses dt = 0.1 t_ff; 458 outer steps to 1e18 cm^-3 (above: tests/test_saha.py)
+    return collapse(step_fraction=0.1, n_end=1e18)
 
 
 def at(track, n):

@@ -1,8 +1,8 @@
 """thermoemu: stiff astrophysical thermochemistry for simulations.
 
 Public API (this release): primordial state grids, the primordial reference network with its
-batched stiff solver, the one-zone free-fall collapse, training catalogs, and the emulator
-(``ds.emu.step(dt)``, :class:`Emulator`).
+batched stiff solver, the one-zone free-fall collapse to 1e22 cm^-3, the Saha-equilibrium table
+above 1e18 cm^-3, training catalogs, and the emulator (``ds.emu.step(dt)``, :class:`Emulator`).
 """
 
 from . import accessor as _accessor  # registers ds.emu
@@ -11,7 +11,9 @@ from .emulator import Emulator, OutOfDomainError
 from .catalog_spec import load_spec
 from .networks.primordial.network import PrimordialNetwork, PrimordialOptions, SPECIES
 from .onezone import collapse
+from .networks.primordial.saha import saha_abundances, saha_state, total_energy
 from .reference import free_fall_time, integrate_state
+from .saha_table import SahaTable, SahaTableSpec, load_saha_table
 from .solvers.rosenbrock import SolverSettings
 from .state import StateError, open_state, primordial_state, project_state, validate_state, write_state
 from .units import UnitsError, ureg
@@ -20,4 +22,5 @@ __version__ = "0.1.0"
 
 __all__ = ["Emulator", "OutOfDomainError", "build_catalog", "load_spec", "open_catalog", "PrimordialNetwork", "PrimordialOptions", "SPECIES", "SolverSettings", "StateError",
            "UnitsError", "collapse", "free_fall_time", "integrate_state", "open_state",
-           "primordial_state", "project_state", "ureg", "validate_state", "write_state", "__version__"]
+           "primordial_state", "project_state", "ureg", "validate_state", "write_state", "__version__",
+           "SahaTable", "SahaTableSpec", "load_saha_table", "saha_abundances", "saha_state", "total_energy"]

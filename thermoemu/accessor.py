@@ -19,6 +19,7 @@ from .emulator import EMU_STATUS, get_emulator
 from .models.features import VARIABLES
 from .networks.primordial.network import SPECIES
 from .reference import state_to_arrays
+from .saha_table import SAHA_MIN_DENSITY, load_saha_table
 from .state import StateError, dt_dataarray, validate_state
 from .units import ureg, to_units
 
@@ -51,10 +52,12 @@ class EmuAccessor:
     def __init__(self, ds):
         self._ds = ds
 
-    def _emulator(self, model, update, out_of_domain, device):
-        return get_emulator(model, device=device).with_options(update=update, out_of_domain=out_of_domain)
+    def _emulator(self, model, update, out_of_domain, device, saha_table=None):
+        return get_emulator(model, device=device).with_options(update=update, out_of_domain=out_of_domain,
+                                                                saha_table=saha_table)
 
-    def step(self, dt, *, model="default", update="timescale", out_of_domain="reference", device="cpu"):
+    def step(self, dt, *, model="default", update="timescale", out_of_domain="reference", device="cpu",
+             saha_table=None):
         """Advance every cell by ``dt`` at fixed n_H with the emulator.
 
         Parameters
@@ -71,6 +74,9 @@ class EmuAccessor:
             returned as NaN and flagged, or make the call raise.
         device : str
             torch device.
+        saha_table : SahaTable or SahaTableSpec, optional
+            Cells above 1e18 cm^-3 are set to Saha equilibrium at conserved total energy with
+            this table (OS25 Appendix B; default: the 1000 x 1000 table, cached on first use).
 
         Returns
         -------
@@ -84,7 +90,9 @@ class EmuAccessor:
         if ds["abundance"].chunks is not None:
             ds = ds.chunk({"species": -1})
         dt_da = dt_dataarray(dt, ds["n_H"])
-        emulator = self._emulator(model, update, out_of_domain, device)
+        emulator = self._emulator(model, update, out_of_domain, device, saha_table)
+        if bool((ds["n_H"] > SAHA_MIN_DENSITY).any()):  # build or read the table here, not in every worker
+            load_saha_table(emulator.saha_table[0], directory=emulator.saha_table[1])
         T, y, ok, ood, status = xr.apply_ufunc(
             _step_kernel, ds["n_H"], ds["temperature"], ds["abundance"], dt_da,
             input_core_dims=[[], [], ["species"], []], output_core_dims=[[], ["species"], [], [], []],

@@ -1,4 +1,4 @@
-"""Command line: ``thermoemu collapse | integrate | build | sample | train | evaluate``."""
+"""Command line: ``thermoemu collapse | integrate | build | sample | train | evaluate | saha-table``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def _collapse(a):
         print("choose the stepper: --reference, or --emulator MODEL (e.g. --emulator default)", file=sys.stderr)
         return 2
     t0 = time.perf_counter()
-    ds = collapse(step_fraction=a.step_fraction, n_end=a.n_end, progress=not a.quiet)
+    n_end = a.n_end if a.n_end is not None else 1e22
+    ds = collapse(step_fraction=a.step_fraction, n_end=n_end, progress=not a.quiet, high_density=a.high_density)
     wall = time.perf_counter() - t0
     ds.attrs["wall_time_s"] = wall
     ds.to_netcdf(a.output, engine="netcdf4")
@@ -30,6 +31,9 @@ def _collapse(a):
     print(f"collapse to n_H = {float(ds['n_H'][-1]):.3g} cm^-3 in {ds.sizes['step'] - 1} steps ({wall:.1f} s); "
           f"T_min = {float(ds['temperature'][i]):.0f} K at n_H = {float(ds['n_H'][i]):.3g} cm^-3; "
           f"final T = {float(ds['temperature'][-1]):.0f} K; wrote {a.output}" + (f" and {a.plot}" if a.plot else ""))
+    if "saha_switch_dT_K" in ds.attrs:
+        print(f"switch to Saha equilibrium ({a.high_density}) at 1e18 cm^-3: T changes by "
+              f"{ds.attrs['saha_switch_dT_K']:+.2f} K")
     return 0
 
 
@@ -39,7 +43,8 @@ def _collapse_emulator(a):
 
     fractions = [float(f) for f in a.compare.split(",")] if a.compare else [a.step_fraction]
     emulator = Emulator(a.emulator)
-    tracks, summary = collapse_comparison(emulator, fractions, n_end=a.n_end, progress=not a.quiet)
+    n_end = a.n_end if a.n_end is not None else 1e18
+    tracks, summary = collapse_comparison(emulator, fractions, n_end=n_end, progress=not a.quiet)
     out = _out_dir(a.output)
     for f, t in tracks.items():
         for method, ds in t.items():
@@ -158,6 +163,25 @@ def _build(a):
     return 0
 
 
+def _saha_table(a):
+    from .saha_table import SahaTableSpec, load_saha_table, table_path
+
+    spec = SahaTableSpec(n_points=a.n_points, e_points=a.e_points, partition_functions=a.partition_functions,
+                         cv_h2=a.cv_h2)
+    path = table_path(spec, a.out)
+    if a.force and path.exists():
+        path.unlink()
+    existed = path.exists()
+    t0 = time.perf_counter()
+    table = load_saha_table(spec, directory=a.out, progress=not a.quiet)
+    wall = time.perf_counter() - t0
+    e_lo, e_hi = table.energy_range
+    print(f"Saha table {spec.n_points} x {spec.e_points} ({'cached' if existed else f'built in {wall:.1f} s'}): "
+          f"n_H {table.n_range[0]:.3g}..{table.n_range[1]:.3g} cm^-3, E_tot {e_lo:.4g}..{e_hi:.4g} erg per H; "
+          f"{path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="thermoemu", description="Primordial thermochemistry for simulations.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -173,7 +197,11 @@ def build_parser():
     c.add_argument("--plot", default=None, help="write a plot (PNG/PDF) of T and abundances vs n_H")
     c.add_argument("--step-fraction", type=float, default=0.1,
                    help="outer step in units of t_ff (default 0.1, as OS25 Fig. 4)")
-    c.add_argument("--n-end", type=float, default=1e18, help="final n_H [cm^-3] (default 1e18)")
+    c.add_argument("--n-end", type=float, default=None,
+                   help="final n_H [cm^-3] (default 1e22; 1e18, the emulator's range, with --emulator)")
+    c.add_argument("--high-density", default="table", choices=["table", "saha", "network"],
+                   help="above 1e18 cm^-3: the Saha table (default), the direct Saha adiabat (ground truth), "
+                        "or the non-equilibrium network")
     c.add_argument("-q", "--quiet", action="store_true")
     c.set_defaults(func=_collapse)
 
@@ -235,6 +263,17 @@ def build_parser():
     e.add_argument("--collapse", default=None, metavar="F1,F2,...", help="also compare collapses at these dt/t_ff")
     e.add_argument("--skip-fixed-density", action="store_true")
     e.set_defaults(func=_evaluate)
+
+    h = sub.add_parser("saha-table", help="build (or show) the cached Saha-equilibrium table above 1e18 cm^-3")
+    h.add_argument("--out", default=None, help="folder (default: the user cache, $THERMOEMU_CACHE or "
+                                               "~/.cache/thermoemu)")
+    h.add_argument("--n-points", type=int, default=1000, help="n_H grid points, 1e18..1e22 (default 1000)")
+    h.add_argument("--e-points", type=int, default=1000, help="E_tot grid points, 10 K..1e5 K (default 1000)")
+    h.add_argument("--partition-functions", default="omukai", choices=["omukai", "rigid_rotor"])
+    h.add_argument("--cv-h2", default="frozen", choices=["frozen", "equilibrium", "tgchem"])
+    h.add_argument("--force", action="store_true", help="rebuild even if cached")
+    h.add_argument("-q", "--quiet", action="store_true")
+    h.set_defaults(func=_saha_table)
     return p
 
 

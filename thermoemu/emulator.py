@@ -16,6 +16,8 @@ For each cell (n_H, x0 = abundances and T) and step dt:
    DeepONet iteration). A step longer than dt_max is split into equal substeps <= dt_max.
 4. **Conservation**: abundances are projected onto hydrogen-nucleus and charge conservation after
    every update (OS25 section 2.3.1).
+5. **High density**: cells with n_H > 1e18 cm^-3 go to the Saha-equilibrium table at conserved
+   E_tot (OS25 Appendix B, :mod:`thermoemu.saha_table`; status 6), as OS25 do instead of an emulator.
 
 Any non-finite emulator output is treated like an out-of-domain cell. Nothing comes back NaN
 without ``success = False`` and a status code.
@@ -29,6 +31,7 @@ from .models.artifact import load_model_set, resolve_model_dir
 from .models.features import LOG_FLOOR, VARIABLES
 from .networks.primordial.network import project_abundances
 from .reference import default_network, free_fall_time
+from .saha_table import SAHA_MIN_DENSITY, load_saha_table, table_reference
 from .sampling import region_of
 from .solvers.rosenbrock import SolverSettings, integrate
 
@@ -45,6 +48,7 @@ EMU_STATUS = {
     3: "out of domain, not advanced (flag only)",
     4: "non-finite emulator output, advanced by the reference solver",
     5: "reference solver failed",
+    6: "Saha equilibrium table (n_H > 1e18 cm^-3)",
 }
 TRACE = (4, 5)  # H-, H2+ in network order
 #: Relative slack on the trained ranges (the guard is about extrapolation, not round-off).
@@ -85,10 +89,12 @@ class Emulator:
         The reference network (compatibility check and fallback).
     settings : SolverSettings, optional
         Reference-solver settings for the fallback.
+    saha_table : SahaTable or SahaTableSpec, optional
+        Table for cells above 1e18 cm^-3 (default: OS25's 1000 x 1000 table, cached on first use).
     """
 
     def __init__(self, model="default", *, update="timescale", out_of_domain="reference", device="cpu",
-                 network=None, settings=None):
+                 network=None, settings=None, saha_table=None):
         if update not in UPDATES:
             raise ValueError(f"update = {update!r}; allowed: {', '.join(map(repr, UPDATES))}")
         if out_of_domain not in OUT_OF_DOMAIN_POLICIES:
@@ -100,13 +106,16 @@ class Emulator:
         self.update = update
         self.out_of_domain = out_of_domain
         self.settings = settings or SolverSettings()
+        self.saha_table = table_reference(saha_table, cv_h2=self.network.options.cv_h2)
 
-    def with_options(self, *, update=None, out_of_domain=None):
+    def with_options(self, *, update=None, out_of_domain=None, saha_table=None):
         """A shallow copy sharing the loaded models, with other options."""
         new = object.__new__(Emulator)
         new.__dict__.update(self.__dict__)
         new.update = update or self.update
         new.out_of_domain = out_of_domain or self.out_of_domain
+        if saha_table is not None:
+            new.saha_table = table_reference(saha_table, cv_h2=self.network.options.cv_h2)
         return new
 
     # -- guard ------------------------------------------------------------------------------
@@ -182,7 +191,8 @@ class Emulator:
         dt = np.broadcast_to(np.asarray(dt, dtype=float), n_H.shape).copy()
         region, inside, clamped = self.classify(n_H, x)
         status = np.where(clamped, 1, 0).astype(np.int8)
-        ood = ~inside
+        saha = n_H > SAHA_MIN_DENSITY
+        ood = ~inside & ~saha
         if ood.any() and self.out_of_domain == "raise":
             k = int(np.argmax(ood))
             raise OutOfDomainError(
@@ -221,6 +231,11 @@ class Emulator:
         if self.out_of_domain == "flag":
             out[:, ood] = np.nan
             success[ood] = False
+        if saha.any():
+            idx = np.flatnonzero(saha & (dt > 0))
+            spec, directory = self.saha_table
+            out[:, idx], _ = load_saha_table(spec, directory=directory).step(n_H[idx], x[:, idx])
+            status[saha] = 6
         return EmulatorResult(out, success, ood, status)
 
     def timescales_arrays(self, n_H, x):

@@ -6,6 +6,14 @@ reference solver, (ii) add compressional heating ``Gamma_comp = (sum y + y_He) k
 ``dT = Gamma_comp dt / (n_H c_v)``, with ``dn_H/dt dt / n_H`` taken as the step's exact
 ``ln(n_H(t + dt)/n_H(t))``, (iii) advance n_H with the closed form
 ``n^-1/2(t + dt) = n^-1/2(t) - dt / (2 n^1/2 t_ff)``.
+
+Above n_H = 1e18 cm^-3 (OS25 Appendix B) the gas is in Saha equilibrium and adiabatic: the
+state follows from (n_H, E_tot) and compression adds ``dE_tot = (sum y + y_He) k_B T d ln n_H``
+per H nucleus. ``high_density="table"`` (default) does this per outer step with the table
+(:mod:`thermoemu.saha_table`): E_tot += (sum y + y_He) k_B T d ln n_H (trapezoidal in ln n_H, with
+a table predictor), then (T, y) from the table at the new n_H. ``"saha"`` is the ground truth: the energy equation integrated in ln n_H with
+scipy (rtol 1e-10) and direct Saha solves at every evaluation. ``"network"`` keeps integrating
+the non-equilibrium network (not meant for n_H > 1e18). The switch happens at exactly 1e18.
 """
 
 from __future__ import annotations
@@ -18,9 +26,17 @@ import xarray as xr
 from .constants import K_BOLTZMANN, Y_HE
 from .networks.primordial.network import SPECIES, TEMP, project_abundances
 from .reference import default_network, free_fall_time
+from .networks.primordial.saha import saha_state, total_energy
+from .saha_table import SAHA_MAX_DENSITY, SAHA_MIN_DENSITY, SahaTableSpec, load_saha_table
 from .solvers.rosenbrock import SolverSettings, integrate
 
-__all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper"]
+__all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper", "HIGH_DENSITY_METHODS"]
+
+#: How the collapse proceeds above 1e18 cm^-3 (see the module docstring).
+HIGH_DENSITY_METHODS = ("table", "saha", "network")
+#: Regime codes of the trajectory's ``regime`` variable.
+REGIMES = {0: "non-equilibrium network (or emulator)", 1: "Saha table", 2: "direct Saha solve (ground truth)",
+           3: "Saha table, point outside the table solved directly"}
 
 #: Initial state of Ono & Sugimura (2025), from Sugimura et al. (2014), z = 16.
 OS25_INITIAL = {"n_H": 4.5e-3, "temperature": 21.0, "y_e": 3.7e-4, "y_H2": 2e-6}
@@ -59,10 +75,15 @@ def emulator_stepper(emulator):
     return step
 
 
-def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
+def _pressure_energy(x):
+    """(sum y + y_He) k_B T [erg per H nucleus]: compression work per unit d ln n_H."""
+    return (x[:6].sum(axis=0) + Y_HE) * K_BOLTZMANN * x[TEMP]
+
+
+def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e22,
              temperature=OS25_INITIAL["temperature"], y_e=OS25_INITIAL["y_e"],
              y_H2=OS25_INITIAL["y_H2"], network=None, settings=None, progress=False,
-             record_every=1, stepper=None):
+             record_every=1, stepper=None, high_density="table", saha_table=None):
     """Run the one-zone free-fall collapse with the reference network.
 
     Parameters
@@ -84,14 +105,21 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
     stepper : callable, optional
         What advances the chemistry at fixed n_H: :func:`reference_stepper` (default) or
         :func:`emulator_stepper`. For the emulator, ``substeps`` holds its status code per step.
+    high_density : {"table", "saha", "network"}
+        How to go on above 1e18 cm^-3 (module docstring).
+    saha_table : SahaTable, optional
+        The table for ``high_density="table"`` (default: :func:`load_saha_table` with the
+        network's ``cv_h2``, built and cached on first use).
 
     Returns
     -------
     xarray.Dataset
         Dim ``step``: ``n_H`` [cm^-3], ``temperature`` [K], ``abundance`` (step, species),
         ``time`` [s], cooling and heating rates by process [erg cm^-3 s^-1] (``cooling``, dims
-        step x process), ``compressional_heating`` [erg cm^-3 s^-1], ``continuum_tau``, and
-        ``substeps`` of the solver per outer step.
+        step x process), ``compressional_heating`` [erg cm^-3 s^-1], ``continuum_tau``,
+        ``substeps`` of the solver per outer step, ``total_energy`` E_tot [erg per H nucleus] and
+        ``regime`` (0 network, 1 Saha table, 2 direct Saha, 3 table point solved directly). The
+        attribute ``saha_switch_dT_K`` is T(Saha, same E_tot) - T(network) at 1e18 cm^-3.
     """
     if not 0 < step_fraction <= 1:
         raise ValueError(f"step_fraction = {step_fraction!r} must be in (0, 1]")
@@ -104,6 +132,10 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
                          f"got y_e={y_e!r}, y_H2={y_H2!r}")
     if int(record_every) < 1:
         raise ValueError(f"record_every = {record_every!r} must be a positive integer")
+    if high_density not in HIGH_DENSITY_METHODS:
+        raise ValueError(f"high_density = {high_density!r}; choose one of {HIGH_DENSITY_METHODS}")
+    if n_end > SAHA_MAX_DENSITY and high_density != "network":
+        raise ValueError(f"n_end = {n_end!r} cm^-3 is above the Saha table's {SAHA_MAX_DENSITY:g} cm^-3")
     network = network or default_network()
     settings = settings or SolverSettings()
     stepper = stepper or reference_stepper(network, settings)
@@ -112,39 +144,73 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
     t = 0.0
     rows = []
 
-    def record(substeps):
+    def record(substeps, regime=0):
         cell = network.cell_parameters(n)
         hc = network.heating_cooling(x, cell)
         tff = free_fall_time(n)
-        gamma_comp = (x[:6].sum() + Y_HE) * K_BOLTZMANN * x[TEMP] * n / tff
-        rows.append((n[0], x[TEMP, 0], x[:6, 0].copy(), t, hc, float(gamma_comp[0]), substeps))
+        gamma_comp = _pressure_energy(x) * n / tff
+        E = float(total_energy(x[TEMP], x[:6], network.options.cv_h2)[0])
+        rows.append((n[0], x[TEMP, 0], x[:6, 0].copy(), t, hc, float(gamma_comp[0]), substeps, E, regime))
 
     record(0)
     step = 0
     last_logn = -np.inf
+    # the network runs up to n_switch; above it the Saha branch (unless high_density="network")
+    n_switch = n_end if high_density == "network" else min(n_end, SAHA_MIN_DENSITY)
+    regime, E_tot, adiabat = 0, None, None
     while n[0] < n_end:
         tff = free_fall_time(n)
         dt = step_fraction * tff
-        # do not overshoot n_end: the closed form gives the time to reach it
-        dt_end = 2.0 * np.sqrt(n) * tff * (n ** -0.5 - n_end ** -0.5)
+        # do not overshoot the switch or n_end: the closed form gives the time to reach it
+        n_stop = n_switch if n[0] < n_switch else n_end
+        dt_end = 2.0 * np.sqrt(n) * tff * (n ** -0.5 - n_stop ** -0.5)
         dt = np.minimum(dt, dt_end)
-        cell = network.cell_parameters(n)
-        x_new, ok, work, reasons = stepper(n, x, dt)
-        if not ok[0]:
-            raise RuntimeError(f"{getattr(stepper, 'label', 'stepper')} failed at n_H = {n[0]:.3g} cm^-3: {reasons[0]}")
-        x = np.array(x_new, dtype=float)
-        # (iii) density, closed form; (ii) compressional heating Gamma_comp dt / (n_H c_v) with
-        # the updated state, using the exact d ln n_H of the step for n_H' dt / n_H
         n_new = (n ** -0.5 - dt / (2.0 * np.sqrt(n) * tff)) ** -2.0
         if dt[0] >= dt_end[0]:
-            n_new = np.array([float(n_end)])
-        hc = network.heating_cooling(x, cell)
-        x[TEMP] += (x[:6].sum(axis=0) + Y_HE) * K_BOLTZMANN * x[TEMP] * np.log(n_new / n) / hc["heat_capacity"]
+            n_new = np.array([float(n_stop)])
+        if n[0] < n_switch:
+            cell = network.cell_parameters(n)
+            x_new, ok, work, reasons = stepper(n, x, dt)
+            if not ok[0]:
+                raise RuntimeError(f"{getattr(stepper, 'label', 'stepper')} failed at n_H = {n[0]:.3g} cm^-3: "
+                                   f"{reasons[0]}")
+            x = np.array(x_new, dtype=float)
+            # (iii) density, closed form; (ii) compressional heating Gamma_comp dt / (n_H c_v) with
+            # the updated state, using the exact d ln n_H of the step for n_H' dt / n_H
+            hc = network.heating_cooling(x, cell)
+            x[TEMP] += _pressure_energy(x) * np.log(n_new / n) / hc["heat_capacity"]
+            work = int(work[0])
+        else:
+            if E_tot is None:  # the switch: same E_tot, Saha equilibrium
+                E_tot = total_energy(x[TEMP], x[:6], network.options.cv_h2)
+                T_network = float(x[TEMP, 0])
+                if high_density == "table":
+                    table = saha_table or load_saha_table(SahaTableSpec(cv_h2=network.options.cv_h2))
+                    T_eq, _, _ = table.state(n, E_tot)
+                else:
+                    T_eq, _ = saha_state(n, E_tot, cv_h2=network.options.cv_h2)
+                switch_dT = float(T_eq[0]) - T_network
+            if high_density == "table":
+                # compression adds (sum y + y_He) k_B T d ln n_H to E_tot (trapezoidal rule, Heun
+                # predictor); equilibrium at the new n_H from the table
+                dln = np.log(n_new / n)
+                T_p, y_p, _ = table.state(n_new, E_tot + _pressure_energy(x) * dln)
+                E_tot = E_tot + 0.5 * (_pressure_energy(x) + _pressure_energy(np.concatenate([y_p, T_p[None]]))) * dln
+                T_new, y_new, inside = table.state(n_new, E_tot)
+                regime = 1 if inside[0] else 3
+            else:
+                if adiabat is None:
+                    adiabat = _SahaAdiabat(float(n[0]), float(E_tot[0]), float(n_end), network.options.cv_h2)
+                E_tot = adiabat.energy(n_new)
+                T_new, y_new = saha_state(n_new, E_tot, cv_h2=network.options.cv_h2)
+                regime = 2
+            x = np.concatenate([y_new, T_new[None]])
+            work = 0
         n = n_new
         t += float(dt[0])
         step += 1
         if step % record_every == 0 or n[0] >= n_end:
-            record(int(work[0]))
+            record(work, regime)
         if progress and np.log10(n[0]) >= last_logn + 1:
             last_logn = np.floor(np.log10(n[0]))
             sys.stderr.write(f"\rcollapse: log10 n_H = {np.log10(n[0]):5.2f} / {np.log10(n_end):.2f}, "
@@ -154,7 +220,35 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e18,
         sys.stderr.write("\n")
     ds = _trajectory_dataset(rows, network, step_fraction, settings)
     ds.attrs["stepper"] = getattr(stepper, "label", "custom")
+    ds.attrs["high_density"] = high_density
+    if E_tot is not None:
+        ds.attrs["saha_switch_dT_K"] = switch_dT
     return ds
+
+
+class _SahaAdiabat:
+    """Ground truth above 1e18: ``dE_tot / d ln n_H = (sum y + y_He) k_B T`` with direct Saha solves.
+
+    Integrated from the switch point (n_start, E_start) to n_end with scipy's DOP853 (rtol 1e-10);
+    :meth:`energy` gives E_tot(n_H) [erg per H nucleus] by dense output.
+    """
+
+    def __init__(self, n_start, E_start, n_end, cv_h2):
+        from scipy.integrate import solve_ivp
+
+        from .networks.primordial.saha import saha_state
+
+        def rhs(ln_n, E):
+            T, y = saha_state(np.exp(ln_n), E, cv_h2=cv_h2)
+            return _pressure_energy(np.concatenate([y, T[None]]))
+
+        self.sol = solve_ivp(rhs, (np.log(n_start), np.log(n_end)), [E_start], method="DOP853",
+                             rtol=1e-10, atol=0.0, dense_output=True)
+        if not self.sol.success:
+            raise RuntimeError(f"Saha adiabat integration failed: {self.sol.message}")
+
+    def energy(self, n):
+        return self.sol.sol(np.log(np.asarray(n, dtype=float)))[0].reshape(np.shape(n))
 
 
 def _trajectory_dataset(rows, network, step_fraction, settings):
@@ -176,6 +270,11 @@ def _trajectory_dataset(rows, network, step_fraction, settings):
             "continuum_tau": ("step", np.array([float(r[4]["continuum_tau"][0]) for r in rows]),
                               {"units": "1", "long_name": "continuum optical depth over a Jeans length"}),
             "substeps": ("step", np.array([r[6] for r in rows]), {"long_name": "solver substeps in the outer step"}),
+            "total_energy": ("step", np.array([r[7] for r in rows]),
+                             {"units": "erg", "long_name": "total energy U + E_chem per H nucleus (OS25 eq. B1)"}),
+            "regime": ("step", np.array([r[8] for r in rows], dtype=np.int8),
+                       {"long_name": "how the step was advanced", "flag_values": np.arange(4, dtype=np.int8),
+                        "flag_meanings": "network saha_table saha_direct saha_table_outside_solved_directly"}),
         },
         coords={"step": np.arange(len(rows)), "species": list(SPECIES), "process": processes},
         attrs={"title": "one-zone free-fall collapse (Ono & Sugimura 2025, section 2.1)",

@@ -56,6 +56,8 @@ def plot_collapse(ds, path=None, *, label="reference", cooling=True):
     for ax in axes:
         for edge in REGION_EDGES:
             ax.axvline(edge, color="tab:blue", ls=":", lw=0.8)
+        if n.max() > 1e18:
+            ax.axvline(1e18, color="tab:red", ls="--", lw=0.8)  # Saha equilibrium above
     axes[-1].set_xlabel("n_H [cm^-3]")
     fig.suptitle(f"one-zone collapse, dt = {ds.attrs.get('step_fraction_of_t_ff', '?')} t_ff")
     if path is not None:
@@ -139,6 +141,53 @@ def plot_accuracy_table(table, path=None):
         ax.set_ylim(0, 1.02)
     np.atleast_1d(axes)[0].set_ylabel("fraction with relative error < 5 %")
     np.atleast_1d(axes)[0].legend(fontsize=8)
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+def plot_saha_collapse(tracks, path=None, n_min=1e16):
+    """Collapse above 1e18 cm^-3: the Saha table against the direct Saha adiabat (ground truth).
+
+    Parameters
+    ----------
+    tracks : dict
+        ``{(fraction, method): ds}`` with method ``"table"`` or ``"saha"`` (trajectories of
+        :func:`thermoemu.collapse` with ``high_density=method``).
+    path : path-like, optional
+    n_min : float
+        Left edge of the plot [cm^-3].
+    """
+    plt = _pyplot()
+    fig, axes = plt.subplots(3, 1, figsize=(7, 9), sharex=True, constrained_layout=True)
+    styles = {"table": "-", "saha": "--"}
+    fractions = sorted({f for f, _ in tracks}, reverse=True)
+    colors = dict(zip(fractions, ["tab:blue", "tab:orange", "tab:green", "tab:red"]))
+    for (f, method), ds in sorted(tracks.items()):
+        n = ds["n_H"].values
+        sel = n >= n_min
+        label = f"dt = {f:g} t_ff, {'table' if method == 'table' else 'direct Saha (ground truth)'}"
+        axes[0].loglog(n[sel], ds["temperature"].values[sel], styles[method], color=colors[f], label=label)
+        for s_name, marker in (("H2", None), ("H+", None)):
+            axes[1].loglog(n[sel], ds["abundance"].sel(species=s_name).values[sel], styles[method],
+                           color=colors[f], label=f"y({s_name}), {label}" if f == fractions[0] else None)
+        ref = tracks.get((f, "saha"))
+        if method == "table" and ref is not None:
+            hi = n >= 1e18
+            axes[2].semilogx(n[hi], 100 * (ds["temperature"].values[hi] / ref["temperature"].values[hi] - 1),
+                             color=colors[f], label=f"dt = {f:g} t_ff")
+    axes[0].set_ylabel("temperature [K]")
+    axes[0].legend(fontsize="small")
+    axes[1].set_ylabel("abundance")
+    axes[1].set_ylim(1e-14, 1)
+    axes[1].legend(fontsize="x-small")
+    axes[2].set_ylabel("T table / T direct - 1 [%]")
+    axes[2].axhline(0, color="k", lw=0.5)
+    axes[2].legend(fontsize="small")
+    for ax in axes:
+        ax.axvline(1e18, color="tab:red", ls=":", lw=0.8)
+    axes[-1].set_xlabel("n_H [cm^-3]")
+    fig.suptitle("collapse in Saha equilibrium above 1e18 cm^-3 (OS25 Appendix B)")
     if path is not None:
         fig.savefig(path, dpi=120)
     return fig

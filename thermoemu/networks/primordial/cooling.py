@@ -48,7 +48,7 @@ def h2_lte_cooling(T):
     ``7.0e-27 T^1.5 exp(-512/T)`` (Grackle). T is clamped to [10, 1e4] K (PM section 4.1).
     """
     tm, x = _h2_fit_temperature(T)
-    return np.where(tm >= 100.0, _log_poly(x, _H2_LTE), 7.0e-27 * tm**1.5 * np.exp(-512.0 / tm))
+    return np.where(tm >= 100.0, _log_poly(np.maximum(x, -1.0), _H2_LTE), 7.0e-27 * tm**1.5 * np.exp(-512.0 / tm))
 
 
 def h2_collision_rates(T):
@@ -59,12 +59,16 @@ def h2_collision_rates(T):
     fits below and above 500 K). All assume ortho:para = 3:1 (PM section 4.1).
     """
     tm, x = _h2_fit_temperature(T)
-    g_h = np.where(tm >= 100.0, _log_poly(x, _GAMMA_H_LIQUE), 0.0)
+    # fits used only above 100 K are evaluated there only (np.where computes both branches;
+    # the polynomials overflow far outside their range)
+    x100 = np.maximum(x, -1.0)
+    g_h = np.where(tm >= 100.0, _log_poly(x100, _GAMMA_H_LIQUE), 0.0)
     g_h2 = _log_poly(x, _GAMMA_H2)
     g_he = _log_poly(x, _GAMMA_HE)
     g_hp = _log_poly(x, _GAMMA_HP)
     g_e = np.where(tm < 100.0, 0.0,
-                   np.where(tm < 500.0, _log_poly(x, _GAMMA_E_LOW), _log_poly(x, _GAMMA_E_HIGH)))
+                   np.where(tm < 500.0, _log_poly(np.minimum(x100, np.log10(0.5)), _GAMMA_E_LOW),
+                            _log_poly(np.maximum(x, np.log10(0.5)), _GAMMA_E_HIGH)))
     return g_h, g_h2, g_he, g_hp, g_e
 
 
