@@ -1,4 +1,4 @@
-"""Command line: ``thermoemu collapse | integrate | build | sample | train | evaluate | saha-table``."""
+"""Command line: ``thermoemu collapse | integrate | build | sample | train | evaluate | saha-table | burn``."""
 
 from __future__ import annotations
 
@@ -182,6 +182,38 @@ def _saha_table(a):
     return 0
 
 
+def _parse_composition(text):
+    out = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--composition item {item!r} must look like si28=0.5")
+        try:
+            out[name.strip().lower()] = float(value)
+        except ValueError:
+            raise ValueError(f"--composition: mass fraction of {name.strip()!r} is {value!r}, not a number") from None
+    return out
+
+
+def _burn(a):
+    import numpy as np
+
+    from .nuclear_state import burn_state, nuclear_state
+
+    state = nuclear_state(a.density, a.temperature, _parse_composition(a.composition), network=a.network,
+                          normalize=a.normalize)
+    t0 = time.perf_counter()
+    out = burn_state(state, a.dt, network=a.network, screening=not a.no_screening)
+    out.to_netcdf(a.output)
+    X = out["mass_fraction"]
+    top = X.isel(isotope=np.argsort(-X.values.ravel())[:6]) if X.ndim == 1 else X
+    ok = bool(out["success"].all())
+    print(f"{a.network}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s; Ye {float(state['ye']):.6f} -> "
+          f"{float(out['ye']):.6f}, e_nuc = {float(out['e_nuc']):.4e} erg/g, eps_nu = {float(out['eps_nu']):.4e} erg/g/s; "
+          + ", ".join(f"{i}={float(v):.4g}" for i, v in zip(top["isotope"].values, top.values)) + f"; wrote {a.output}")
+    return 0 if ok else 1
+
+
 def build_parser():
     p = argparse.ArgumentParser(prog="thermoemu", description="Primordial thermochemistry for simulations.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -274,6 +306,17 @@ def build_parser():
     h.add_argument("--force", action="store_true", help="rebuild even if cached")
     h.add_argument("-q", "--quiet", action="store_true")
     h.set_defaults(func=_saha_table)
+
+    n = sub.add_parser("burn", help="burn nuclear matter at constant T and rho over dt (pynucastro networks)")
+    n.add_argument("--network", default="mesa80", choices=["mesa80", "small22"])
+    n.add_argument("--temperature", type=float, required=True, help="[K]")
+    n.add_argument("--density", type=float, required=True, help="[g cm^-3]")
+    n.add_argument("--dt", required=True, help="step, e.g. 0.1 (s) or '0.1 s'")
+    n.add_argument("--composition", required=True, help="mass fractions, e.g. si28=0.5,s32=0.25,ar36=0.1")
+    n.add_argument("--normalize", action="store_true", help="divide the mass fractions by their sum")
+    n.add_argument("--no-screening", action="store_true", help="switch off Chugunov (2007) screening")
+    n.add_argument("-o", "--output", default="burn.nc")
+    n.set_defaults(func=_burn)
     return p
 
 
