@@ -1,7 +1,13 @@
+import os
+import tempfile
 import warnings
 
 import numpy as np
 import pytest
+
+# The test session gets its own cache (Saha tables, generated nuclear networks and their numba
+# cache), set before any dask worker starts so the workers share it; the user's cache is untouched.
+os.environ["THERMOEMU_CACHE"] = tempfile.mkdtemp(prefix="thermoemu-test-cache-")
 
 from thermoemu.networks.primordial.network import PrimordialNetwork
 from thermoemu.sampling import sample_region

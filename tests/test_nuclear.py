@@ -19,8 +19,11 @@ START = {"si28": 0.5, "s32": 0.25, "ar36": 0.1, "ca40": 0.1, "fe54": 0.05}
 
 
 @pytest.fixture(scope="session")
-def small22(tmp_path_factory):
-    return load_network("small22", directory=tmp_path_factory.mktemp("nuclear"))
+def small22():
+    """small22 in the session cache (tests/conftest.py), compiled here once so dask workers load it."""
+    net = load_network("small22")
+    burn(net, [1e8], [5e9], _x0(net)[None], 1e-6)
+    return net
 
 
 def _x0(net, comp=START):
@@ -106,13 +109,10 @@ def test_burn_state_on_a_grid(small22):
         burn_state(ds, -1.0, network=small22)
 
 
-def test_cli_burn(tmp_path, small22, monkeypatch):
+def test_cli_burn(tmp_path, small22):
     import xarray as xr
 
     from thermoemu.cli import main
-    monkeypatch.setenv("THERMOEMU_CACHE", str(tmp_path / "cache"))
-    import thermoemu.networks.nuclear.build as build
-    monkeypatch.setattr(build, "_cache_root", lambda: __import__("pathlib").Path(small22.module.__file__).parent)
     out = tmp_path / "burn.nc"
     args = ["burn", "--network", "small22", "--temperature", "5e9", "--density", "1e8", "--dt", "0.1",
             "--composition", "si28=0.5,s32=0.25,ar36=0.1,ca40=0.1,fe54=0.05", "-o", str(out)]
@@ -121,3 +121,72 @@ def test_cli_burn(tmp_path, small22, monkeypatch):
     assert {"mass_fraction", "ye", "e_nuc", "eps_nu"} <= set(ds.data_vars) and bool(ds["success"])
     assert main(args[:-4] + ["--composition", "si28=0.5", "-o", str(out)]) == 2
     assert main(args[:-4] + ["--composition", "si28=half", "-o", str(out)]) == 2
+
+
+# ----------------------------------------------------------------------------- catalogs
+def _tiny_spec(**sampling):
+    return {"name": "si-small22-tiny", "network": {"kind": "nuclear", "options": {"network": "small22"}},
+            "sampling": {"log10_temperature": [9.3, 9.7], "log10_density": [7.5, 8.5],
+                         "composition": {"isotopes": "network", "alpha": 0.3, "ye": [0.46, 0.5], **sampling}},
+            "timestep": {"law": "list", "values": [1e-3, 1e-1]},
+            "samples": 6, "shard_size": 3, "seed": 7, "record": {"state": True}}
+
+
+def test_shipped_nuclear_specs_validate():
+    from thermoemu.catalog_spec import load_spec
+    for name in ("si-mesa80", "si-mesa80-test"):
+        spec = load_spec(name)
+        assert spec.raw["timestep"]["values"] == [10.0**k for k in range(-6, 3)]
+        assert spec.raw["sampling"]["log10_temperature"] == [9.2, 9.9]
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda r: r["network"]["options"].update(network="approx21"), "network.options.network"),
+    (lambda r: r["sampling"]["composition"].update(ye=[0.5, 0.45]), "sampling.composition.ye"),
+    (lambda r: r["sampling"].update(log10_temperature=[9.0, 12.0]), "sampling.log10_temperature"),
+    (lambda r: r["timestep"].update(values=[1.0, 0.1]), "timestep.values"),
+    (lambda r: r["timestep"].update(law="log1p_uniform"), "timestep.law"),
+    (lambda r: r.update(solver={"rtol": 2.0}), "solver.rtol"),
+])
+def test_nuclear_spec_errors_name_the_key(change, match):
+    from thermoemu.catalog_spec import SpecError, validate_spec
+    raw = _tiny_spec()
+    change(raw)
+    with pytest.raises(SpecError, match=match):
+        validate_spec(raw)
+
+
+def test_nuclear_sampling_respects_ye_and_is_reproducible(small22):
+    from thermoemu.catalog_spec import validate_spec
+    from thermoemu.nuclear_catalog import sample_nuclear_inputs
+    spec = validate_spec(_tiny_spec())
+    T, rho, X, rate = sample_nuclear_inputs(spec, 0, 200, small22)
+    ye = X @ (small22.Z / small22.A)
+    assert ((ye > 0.46) & (ye < 0.5)).all() and 0 < rate <= 1
+    np.testing.assert_allclose(X.sum(1), 1.0, atol=1e-12)
+    assert (X[:, [small22.isotopes.index("n"), small22.isotopes.index("p")]] == 0).all()
+    assert (np.log10(T) >= 9.3).all() and (np.log10(T) <= 9.7).all()
+    T2, _, X2, _ = sample_nuclear_inputs(spec, 0, 200, small22)
+    np.testing.assert_array_equal(X, X2)
+    assert not np.array_equal(X, sample_nuclear_inputs(spec, 1, 200, small22)[2])
+
+
+def test_nuclear_catalog_builds_on_dask_and_opens(small22, dask_client, tmp_path):
+    from thermoemu.catalog import build_catalog, open_catalog
+    index = build_catalog(_tiny_spec(), tmp_path / "cat", client=dask_client, progress=False)
+    assert index["complete"] and index["samples_written"] == 6 and index["failed"] == 0
+    assert index["network"] == "small22" and index["rate_set_version"].startswith("pynucastro-")
+    ds = open_catalog(tmp_path / "cat")
+    assert ds.sizes["sample"] == 6 and ds["dt"].values.tolist() == [1e-3, 1e-1]
+    X = ds["mass_fraction"].values
+    np.testing.assert_allclose(X.sum(-1), 1.0, atol=1e-8)
+    # the 0.1 s column equals a direct burn of the same state to 0.1 s
+    i = 4
+    direct = burn(small22, [float(ds["density"][i])], [float(ds["temperature"][i])],
+                  ds["initial_mass_fraction"].values[i][None], 0.1)
+    np.testing.assert_allclose(ds["e_nuc"].values[i, 1], direct.e_nuc[0], rtol=1e-3)
+    np.testing.assert_allclose(X[i, 1], direct.mass_fraction[0], atol=1e-6)
+    # resuming an interrupted build keeps finished shards
+    (tmp_path / "cat" / "shard-00001.nc").unlink()
+    again = build_catalog(_tiny_spec(), tmp_path / "cat", client=dask_client, progress=False)
+    assert again["samples_written"] == 6

@@ -87,6 +87,9 @@ def build_shard(raw_spec: dict, shard: int, count: int, out: str):
         Catalog folder (must be visible to the worker: same machine or a shared file system).
     """
     spec = validate_spec(raw_spec)
+    if spec.raw["network"]["kind"] == "nuclear":
+        from .nuclear_catalog import build_nuclear_shard
+        return build_nuclear_shard(spec, shard, count, out)
     network = PrimordialNetwork(spec.network_options())
     settings = spec.solver_settings()
     n_H, x0, dt, dt_max = sample_inputs(spec, shard, count)
@@ -174,7 +177,8 @@ def _recover_shard(out, spec, shard, count):
             ok = (ds.attrs.get("spec_sha256") == spec.content_hash() and int(ds.attrs.get("shard", -1)) == shard
                   and ds.sizes.get("sample") == count)
             failed = int((ds["success"].values == 0).sum()) if ok else 0
-            substeps = float(np.median(ds["substeps"].values)) if ok else 0.0
+            work = "substeps" if "substeps" in ds else "nfev"  # primordial / nuclear shards
+            substeps = float(np.median(ds[work].values)) if ok else 0.0
     except (OSError, ValueError, KeyError):
         return None
     if not ok:
@@ -217,19 +221,24 @@ def plan_build(spec, out):
     return keep, todo
 
 
+def _provenance(spec):
+    """Network, rate-set and solver fields of the index."""
+    if spec.raw["network"]["kind"] == "nuclear":
+        from .nuclear_catalog import nuclear_provenance
+        return nuclear_provenance(spec)
+    return {"network": "primordial", "network_options": spec.raw["network"].get("options", {}),
+            "rate_set_version": PrimordialNetwork.rate_set_version, "solver": "rosenbrock-rodas3",
+            "solver_settings": spec.solver_settings().as_dict()}
+
+
 def _index(spec, shards, complete, client_info):
-    settings = spec.solver_settings()
     return {
         "name": spec.name,
         "format": "thermoemu-catalog-1",
         "spec": spec.raw,
         "spec_sha256": spec.content_hash(),
         "thermoemu_version": _package_version(),
-        "network": "primordial",
-        "network_options": spec.raw["network"].get("options", {}),
-        "rate_set_version": PrimordialNetwork.rate_set_version,
-        "solver": "rosenbrock-rodas3",
-        "solver_settings": settings.as_dict(),
+        **_provenance(spec),
         "shard_size": spec.shard_size,
         "samples": spec.samples,
         "samples_written": int(sum(e["samples"] for e in shards)),

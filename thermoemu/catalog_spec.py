@@ -166,8 +166,34 @@ def validate_spec(raw):
 
     net = raw["network"]
     _check_keys("network.", net, {"kind", "options"}, ("kind",))
+    if net["kind"] == "nuclear":
+        from .nuclear_catalog import validate_nuclear_spec
+        validate_nuclear_spec(raw)
+        return CatalogSpec(raw)
     if net["kind"] != "primordial":
-        raise SpecError(f"network.kind: unknown network {net['kind']!r} (available: primordial)")
+        raise SpecError(f"network.kind: unknown network {net['kind']!r} (available: primordial, nuclear)")
+    _validate_primordial(raw)
+    return CatalogSpec(raw)
+
+
+def _validate_record(raw):
+    rec = raw["record"]
+    _check_keys("record.", rec, _RECORD)
+    for k, t in _RECORD.items():
+        if k in rec and rec[k] is not None:
+            _check_type(f"record.{k}", rec[k], t)
+    if not rec.get("state", True):
+        raise SpecError("record.state: the state after dt is always recorded; remove the key or set true")
+    if rec.get("timescales") is not None:
+        _check_keys("record.timescales.", rec["timescales"], {"eps"})
+        eps = rec["timescales"].setdefault("eps", 0.1)
+        _check_type("record.timescales.eps", eps, float)
+        if not 0 < eps < 1:
+            raise SpecError(f"record.timescales.eps: must lie in (0, 1), got {eps}")
+
+
+def _validate_primordial(raw):
+    net = raw["network"]
     options = net.get("options", {}) or {}
     _check_type("network.options", options, dict)
     fields = {f.name for f in dataclasses.fields(PrimordialOptions)}
@@ -206,20 +232,7 @@ def validate_spec(raw):
     except (TypeError, ValueError) as exc:
         raise SpecError(f"solver: {exc}") from None
 
-    rec = raw["record"]
-    _check_keys("record.", rec, _RECORD)
-    for k, t in _RECORD.items():
-        if k in rec and rec[k] is not None:
-            _check_type(f"record.{k}", rec[k], t)
-    if not rec.get("state", True):
-        raise SpecError("record.state: the state after dt is always recorded; remove the key or set true")
-    if rec.get("timescales") is not None:
-        _check_keys("record.timescales.", rec["timescales"], {"eps"})
-        eps = rec["timescales"].setdefault("eps", 0.1)
-        _check_type("record.timescales.eps", eps, float)
-        if not 0 < eps < 1:
-            raise SpecError(f"record.timescales.eps: must lie in (0, 1), got {eps}")
-    return CatalogSpec(raw)
+    _validate_record(raw)
 
 
 def load_spec(path):

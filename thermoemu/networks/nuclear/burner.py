@@ -24,7 +24,7 @@ from scipy.integrate import solve_ivp
 
 from .build import NuclearNetwork, load_network
 
-__all__ = ["BurnResult", "burn", "BURN_STATUS"]
+__all__ = ["BurnResult", "burn", "burn_times", "BURN_STATUS"]
 
 BURN_STATUS = {0: "ok", 1: "integrator failed", 2: "negative abundance beyond tolerance", 3: "non-finite result"}
 #: Negative mass fractions down to this are clipped to zero after a successful step.
@@ -46,7 +46,8 @@ class BurnResult:
     wall_s: float
 
 
-def _burn_one(net: NuclearNetwork, rho, T, X0, dt, rtol, atol, method):
+def _burn_one(net: NuclearNetwork, rho, T, X0, times, rtol, atol, method):
+    """Burn one cell; results at each of the increasing ``times`` [s] (all > 0)."""
     Y0 = X0 / net.A
     n = Y0.size
     rhs, jac = net.rhs, net.jacobian
@@ -65,17 +66,57 @@ def _burn_one(net: NuclearNetwork, rho, T, X0, dt, rtol, atol, method):
 
     z0 = np.concatenate([Y0, [0.0]])
     atol_vec = np.concatenate([np.full(n, atol), [1e-6 * max(1.0, abs(net.energy_release(-Y0)))]])
-    sol = solve_ivp(f, (0.0, dt), z0, method=method, jac=J, rtol=rtol, atol=atol_vec)
-    if not sol.success:
+    sol = solve_ivp(f, (0.0, times[-1]), z0, method=method, jac=J, rtol=rtol, atol=atol_vec, t_eval=times)
+    if not sol.success or sol.y.shape[1] != len(times):
         return None, sol.nfev, 1
-    Y = sol.y[:n, -1]
-    if not np.all(np.isfinite(sol.y[:, -1])):
+    if not np.all(np.isfinite(sol.y)):
         return None, sol.nfev, 3
+    Y = sol.y[:n].T  # (times, isotopes)
     X = Y * net.A
     if X.min() < -NEGATIVE_TOLERANCE:
         return None, sol.nfev, 2
-    e_mass = net.energy_release(Y - Y0)
-    return (np.maximum(X, 0.0), net.ye(Y), e_mass - sol.y[n, -1], float(nu_rate(Y, rho, T))), sol.nfev, 0
+    e_nuc = np.array([net.energy_release(y - Y0) for y in Y]) - sol.y[n]
+    eps_nu = np.array([float(nu_rate(y, rho, T)) for y in Y])
+    ye = np.array([net.ye(y) for y in Y])
+    return (np.maximum(X, 0.0), ye, e_nuc, eps_nu), sol.nfev, 0
+
+
+def burn_times(network, density, temperature, mass_fraction, times, *, screening=True, rtol=1e-6, atol=1e-20,
+               method="BDF", progress=False):
+    """Like :func:`burn`, but each cell is integrated once and reported at several ``times`` [s].
+
+    Returns a :class:`BurnResult` whose per-time fields have a times axis after the cell axis:
+    ``mass_fraction`` (N, len(times), isotopes), ``ye``, ``e_nuc``, ``eps_nu`` (N, len(times)).
+    One integration to the longest time gives all shorter ones (dense output), which is how a
+    catalog gets its nine dt values per state at the cost of one burn.
+    """
+    net = network if isinstance(network, NuclearNetwork) else load_network(network, screening=screening)
+    rho = np.atleast_1d(np.asarray(density, dtype=float))
+    T = np.broadcast_to(np.asarray(temperature, dtype=float), rho.shape)
+    X0 = np.atleast_2d(np.asarray(mass_fraction, dtype=float))
+    times = np.atleast_1d(np.asarray(times, dtype=float))
+    if not (np.all(np.isfinite(times)) and times[0] > 0 and np.all(np.diff(times) > 0)):
+        raise ValueError(f"times = {times.tolist()} s: need finite, positive, increasing values")
+    N, n_iso = X0.shape
+    if n_iso != len(net.isotopes) or N != rho.size:
+        raise ValueError(f"mass_fraction has shape {X0.shape}; expected ({rho.size}, {len(net.isotopes)}) "
+                         f"for {rho.size} cells of network {net.name}")
+    k = times.size
+    out = BurnResult(np.full((N, k, n_iso), np.nan), np.full((N, k), np.nan), np.full((N, k), np.nan),
+                     np.full((N, k), np.nan), np.zeros(N, bool), np.zeros(N, np.int8), np.zeros(N, np.int64), 0.0)
+    t0 = time.perf_counter()
+    for i in range(N):  # scipy's integrators are per system; the cells are independent
+        res, nfev, status = _burn_one(net, rho[i], T[i], X0[i], times, rtol, atol, method)
+        out.nfev[i], out.status[i] = nfev, status
+        if res is not None:
+            out.mass_fraction[i], out.ye[i], out.e_nuc[i], out.eps_nu[i] = res
+            out.success[i] = True
+        if progress:
+            sys.stderr.write(f"\rburn {net.name}: {i + 1}/{N} cells")
+    if progress:
+        sys.stderr.write("\n")
+    out.wall_s = time.perf_counter() - t0
+    return out
 
 
 def burn(network, density, temperature, mass_fraction, dt, *, screening=True, rtol=1e-6, atol=1e-20,
@@ -109,25 +150,24 @@ def burn(network, density, temperature, mass_fraction, dt, *, screening=True, rt
     """
     net = network if isinstance(network, NuclearNetwork) else load_network(network, screening=screening)
     rho = np.atleast_1d(np.asarray(density, dtype=float))
+    dt = np.broadcast_to(np.asarray(dt, dtype=float), rho.shape)
+    if not (np.all(np.isfinite(dt)) and np.all(dt > 0)):
+        raise ValueError(f"dt must be finite and > 0 s, got {dt[~(np.isfinite(dt) & (dt > 0))][0]!r}")
     T = np.broadcast_to(np.asarray(temperature, dtype=float), rho.shape)
     X0 = np.atleast_2d(np.asarray(mass_fraction, dtype=float))
-    dt = np.broadcast_to(np.asarray(dt, dtype=float), rho.shape)
-    N, n_iso = X0.shape
-    if n_iso != len(net.isotopes) or N != rho.size:
-        raise ValueError(f"mass_fraction has shape {X0.shape}; expected ({rho.size}, {len(net.isotopes)}) "
-                         f"for {rho.size} cells of network {net.name}")
+    parts = []
+    t0 = time.perf_counter()
+    for value in np.unique(dt):  # cells sharing a dt go together
+        sel = np.flatnonzero(dt == value)
+        parts.append((sel, burn_times(net, rho[sel], T[sel], X0[sel] if len(X0) == rho.size else X0, [value],
+                                      rtol=rtol, atol=atol, method=method, progress=progress)))
+    N = rho.size
+    n_iso = len(net.isotopes)
     out = BurnResult(np.full((N, n_iso), np.nan), np.full(N, np.nan), np.full(N, np.nan), np.full(N, np.nan),
                      np.zeros(N, bool), np.zeros(N, np.int8), np.zeros(N, np.int64), 0.0)
-    t0 = time.perf_counter()
-    for i in range(N):  # scipy's integrators are per system; the cells are independent
-        res, nfev, status = _burn_one(net, rho[i], T[i], X0[i], dt[i], rtol, atol, method)
-        out.nfev[i], out.status[i] = nfev, status
-        if res is not None:
-            out.mass_fraction[i], out.ye[i], out.e_nuc[i], out.eps_nu[i] = res
-            out.success[i] = True
-        if progress:
-            sys.stderr.write(f"\rburn {net.name}: {i + 1}/{N} cells")
-    if progress:
-        sys.stderr.write("\n")
+    for sel, r in parts:
+        out.mass_fraction[sel] = r.mass_fraction[:, 0]
+        out.ye[sel], out.e_nuc[sel], out.eps_nu[sel] = r.ye[:, 0], r.e_nuc[:, 0], r.eps_nu[:, 0]
+        out.success[sel], out.status[sel], out.nfev[sel] = r.success, r.status, r.nfev
     out.wall_s = time.perf_counter() - t0
     return out
