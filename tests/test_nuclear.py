@@ -190,3 +190,82 @@ def test_nuclear_catalog_builds_on_dask_and_opens(small22, dask_client, tmp_path
     (tmp_path / "cat" / "shard-00001.nc").unlink()
     again = build_catalog(_tiny_spec(), tmp_path / "cat", client=dask_client, progress=False)
     assert again["samples_written"] == 6
+
+
+# ----------------------------------------------------------------------------- NNN
+@pytest.fixture(scope="module")
+def nnn_catalog(small22, dask_client, tmp_path_factory):
+    from thermoemu.catalog import build_catalog
+    spec = _tiny_spec()
+    spec.update(samples=60, shard_size=30, name="si-small22-nnn")
+    out = tmp_path_factory.mktemp("nnncat") / "cat"
+    build_catalog(spec, out, client=dask_client, progress=False)
+    return out
+
+
+def _small_nnn(n):
+    from thermoemu.models.nnn import NNNConfig
+    return NNNConfig(n, layers=3, first_width=48, width=96)
+
+
+def _fast_settings(**kw):
+    from thermoemu.models.training import TrainSettings
+    return TrainSettings(**{"lr": 1e-3, "batch_size": 32, "max_epochs": 40, "patience": 40, "l1": 0.0, "l2": 0.0,
+                            "threads": 1, **kw})
+
+
+def test_nnn_outputs_a_normalized_composition():
+    import torch
+
+    from thermoemu.models.nnn import NNN
+    model = NNN(_small_nnn(22))
+    logX, e = model(torch.randn(5, 24))
+    np.testing.assert_allclose(logX.exp().sum(1).detach().numpy(), 1.0, rtol=1e-5)
+    assert e.shape == (5, 2)
+
+
+def test_nnn_trains_saves_and_loads(nnn_catalog, tmp_path):
+    from thermoemu.models.nnn import load_nnn_set, train_nnn
+    out = tmp_path / "nnn"
+    entry = train_nnn(nnn_catalog, 0.1, out, config=_small_nnn(22), settings=_fast_settings(), progress=False)
+    history = np.array(entry["history"])
+    assert history[-1, 1] < history[0, 1]          # validation L1 loss fell
+    assert entry["metrics"]["mean_abs_dX"] < 0.1
+    models, manifest = load_nnn_set(out, network="small22")
+    assert list(models) == [0.1] and manifest["isotopes"][:2] == ["n", "p"]
+    X0 = np.zeros((1, 22))
+    X0[0, manifest["isotopes"].index("si28")] = 1.0
+    X, e_nuc, eps_nu = models[0.1].predict([5e9], [1e8], X0)
+    assert X.shape == (1, 22) and abs(X.sum() - 1) < 1e-5 and np.isfinite(e_nuc).all()
+    # resume: a second call with the same checkpoint folder starts from the finished state
+    again = train_nnn(nnn_catalog, 0.1, out, config=_small_nnn(22), settings=_fast_settings(), progress=False)
+    assert again["metrics"]["epochs"] == entry["metrics"]["epochs"]
+    with pytest.raises(ValueError, match="dt = 5.0 s is not in the catalog"):
+        train_nnn(nnn_catalog, 5.0, out, config=_small_nnn(22), settings=_fast_settings(), progress=False)
+
+
+def test_nnn_artifacts_refuse_pickles_and_other_networks(nnn_catalog, tmp_path):
+    import json
+    import shutil
+
+    import torch
+
+    from thermoemu.models.artifact import ArtifactError
+    from thermoemu.models.nnn import load_nnn_set, train_nnn
+    out = tmp_path / "nnn"
+    entry = train_nnn(nnn_catalog, 1e-3, out, config=_small_nnn(22), settings=_fast_settings(max_epochs=2),
+                      progress=False)
+    with pytest.raises(ArtifactError, match="not 'mesa80'"):
+        load_nnn_set(out, network="mesa80")
+    bad = tmp_path / "pickled"
+    shutil.copytree(out, bad)
+    torch.save({"weights": torch.zeros(3)}, bad / entry["file"])
+    with pytest.raises(ArtifactError, match="sha256|safetensors"):
+        load_nnn_set(bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    pt = bad / "weights.pt"
+    torch.save({"weights": torch.zeros(3)}, pt)
+    manifest["models"]["0.001"]["file"] = "weights.pt"
+    (bad / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="never unpickles"):
+        load_nnn_set(bad)

@@ -119,7 +119,8 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e22,
         step x process), ``compressional_heating`` [erg cm^-3 s^-1], ``continuum_tau``,
         ``substeps`` of the solver per outer step, ``total_energy`` E_tot [erg per H nucleus] and
         ``regime`` (0 network, 1 Saha table, 2 direct Saha, 3 table point solved directly). The
-        attribute ``saha_switch_dT_K`` is T(Saha, same E_tot) - T(network) at 1e18 cm^-3.
+        attribute ``saha_switch_dT_K`` is T(Saha, same E_tot) - T(network) at 1e18 cm^-3. In the
+        Saha regime the gas is adiabatic: cooling and chemical heating are NaN there.
     """
     if not 0 < step_fraction <= 1:
         raise ValueError(f"step_fraction = {step_fraction!r} must be in (0, 1]")
@@ -147,6 +148,8 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e22,
     def record(substeps, regime=0):
         cell = network.cell_parameters(n)
         hc = network.heating_cooling(x, cell)
+        if regime:  # adiabatic in Saha equilibrium (OS25 App. B): no radiative or chemical terms act
+            hc = {k: (v if k in ("heat_capacity", "continuum_tau") else np.full_like(v, np.nan)) for k, v in hc.items()}
         tff = free_fall_time(n)
         gamma_comp = _pressure_energy(x) * n / tff
         E = float(total_energy(x[TEMP], x[:6], network.options.cv_h2)[0])
@@ -185,7 +188,7 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e22,
                 E_tot = total_energy(x[TEMP], x[:6], network.options.cv_h2)
                 T_network = float(x[TEMP, 0])
                 if high_density == "table":
-                    table = saha_table or load_saha_table(SahaTableSpec(cv_h2=network.options.cv_h2))
+                    table = saha_table or load_saha_table(SahaTableSpec(cv_h2=network.options.cv_h2), progress=progress)
                     T_eq, _, _ = table.state(n, E_tot)
                 else:
                     T_eq, _ = saha_state(n, E_tot, cv_h2=network.options.cv_h2)

@@ -153,8 +153,17 @@ def _device(settings):
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, progress):
-    """Generic loop; ``train``/``valid`` are tuples of tensors, the last one the target."""
+def _mse(pred, target):
+    """Mean squared error per output, summed over outputs (OS25)."""
+    return ((pred - target) ** 2).mean(dim=0).sum()
+
+
+def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, progress, loss_fn=_mse):
+    """Generic loop; ``train``/``valid`` are tuples of tensors, the last one the target.
+
+    ``loss_fn(pred, target)`` is the data loss (default: MSE summed over outputs); the validation
+    loss that drives early stopping and the learning-rate schedule is the same function.
+    """
     device = next(module.parameters()).device
     opt = torch.optim.Adam(module.parameters(), lr=settings.lr)
     sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=settings.lr_factor,
@@ -186,7 +195,7 @@ def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, pro
         for i in range(0, n, settings.batch_size):
             idx = perm[i:i + settings.batch_size]
             pred = forward(*(a[idx] for a in train[:-1]))
-            mse = ((pred - train[-1][idx]) ** 2).mean(dim=0).sum()
+            mse = loss_fn(pred, train[-1][idx])
             loss = mse + _regularisation(module, l1, l2)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -195,7 +204,7 @@ def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, pro
         module.eval()
         with torch.inference_mode():
             vpred = torch.cat([forward(*(a[j:j + 65536] for a in valid[:-1])) for j in range(0, len(valid[0]), 65536)])
-            vloss = float(((vpred - valid[-1]) ** 2).mean(dim=0).sum())
+            vloss = float(loss_fn(vpred, valid[-1]))
         sched.step(vloss)
         state["epoch"] += 1
         state["history"].append([total / n, vloss, opt.param_groups[0]["lr"]])
