@@ -195,8 +195,9 @@ def test_nuclear_catalog_builds_on_dask_and_opens(small22, dask_client, tmp_path
 # ----------------------------------------------------------------------------- NNN
 @pytest.fixture(scope="module")
 def nnn_catalog(small22, dask_client, tmp_path_factory):
+    """60 states from small-net isotopes, burned by small22 (training and evaluation tests)."""
     from thermoemu.catalog import build_catalog
-    spec = _tiny_spec()
+    spec = _tiny_spec(isotopes="small_net")
     spec.update(samples=60, shard_size=30, name="si-small22-nnn")
     out = tmp_path_factory.mktemp("nnncat") / "cat"
     build_catalog(spec, out, client=dask_client, progress=False)
@@ -206,6 +207,9 @@ def nnn_catalog(small22, dask_client, tmp_path_factory):
 def _small_nnn(n):
     from thermoemu.models.nnn import NNNConfig
     return NNNConfig(n, layers=3, first_width=48, width=96)
+
+
+SPLIT = (0.6, 0.2, 0.2)
 
 
 def _fast_settings(**kw):
@@ -227,7 +231,8 @@ def test_nnn_outputs_a_normalized_composition():
 def test_nnn_trains_saves_and_loads(nnn_catalog, tmp_path):
     from thermoemu.models.nnn import load_nnn_set, train_nnn
     out = tmp_path / "nnn"
-    entry = train_nnn(nnn_catalog, 0.1, out, config=_small_nnn(22), settings=_fast_settings(), progress=False)
+    entry = train_nnn(nnn_catalog, 0.1, out, config=_small_nnn(22), settings=_fast_settings(), progress=False,
+                      fractions=SPLIT)
     history = np.array(entry["history"])
     assert history[-1, 1] < history[0, 1]          # validation L1 loss fell
     assert entry["metrics"]["mean_abs_dX"] < 0.1
@@ -238,10 +243,12 @@ def test_nnn_trains_saves_and_loads(nnn_catalog, tmp_path):
     X, e_nuc, eps_nu = models[0.1].predict([5e9], [1e8], X0)
     assert X.shape == (1, 22) and abs(X.sum() - 1) < 1e-5 and np.isfinite(e_nuc).all()
     # resume: a second call with the same checkpoint folder starts from the finished state
-    again = train_nnn(nnn_catalog, 0.1, out, config=_small_nnn(22), settings=_fast_settings(), progress=False)
+    again = train_nnn(nnn_catalog, 0.1, out, config=_small_nnn(22), settings=_fast_settings(), progress=False,
+                      fractions=SPLIT)
     assert again["metrics"]["epochs"] == entry["metrics"]["epochs"]
     with pytest.raises(ValueError, match="dt = 5.0 s is not in the catalog"):
-        train_nnn(nnn_catalog, 5.0, out, config=_small_nnn(22), settings=_fast_settings(), progress=False)
+        train_nnn(nnn_catalog, 5.0, out, config=_small_nnn(22), settings=_fast_settings(), progress=False,
+                  fractions=SPLIT)
 
 
 def test_nnn_artifacts_refuse_pickles_and_other_networks(nnn_catalog, tmp_path):
@@ -254,7 +261,7 @@ def test_nnn_artifacts_refuse_pickles_and_other_networks(nnn_catalog, tmp_path):
     from thermoemu.models.nnn import load_nnn_set, train_nnn
     out = tmp_path / "nnn"
     entry = train_nnn(nnn_catalog, 1e-3, out, config=_small_nnn(22), settings=_fast_settings(max_epochs=2),
-                      progress=False)
+                      progress=False, fractions=SPLIT)
     with pytest.raises(ArtifactError, match="not 'mesa80'"):
         load_nnn_set(out, network="mesa80")
     bad = tmp_path / "pickled"
@@ -269,3 +276,23 @@ def test_nnn_artifacts_refuse_pickles_and_other_networks(nnn_catalog, tmp_path):
     (bad / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="never unpickles"):
         load_nnn_set(bad)
+
+
+def test_nuclear_evaluation_against_the_same_network_is_exact(nnn_catalog, tmp_path):
+    """With the catalog itself built by small22, the 'small net' must reproduce it exactly; the
+    NNN errors are finite and the table and plot are written."""
+    from thermoemu.models.nnn import train_nnn
+    from thermoemu.nuclear_evaluate import evaluate_nuclear, format_nuclear_table, plot_nuclear_evaluation
+    for dt in (1e-3, 0.1):
+        train_nnn(nnn_catalog, dt, tmp_path / "nnn", config=_small_nnn(22),
+                  settings=_fast_settings(max_epochs=5), progress=False, fractions=SPLIT)
+    ds = evaluate_nuclear(tmp_path / "nnn", nnn_catalog)
+    assert ds["dt"].values.tolist() == [1e-3, 0.1]
+    small = ds["error"].sel(model="small22")
+    assert small.shape == (2, 4) and float(small.max()) < 1e-6
+    nnn = ds["error"].sel(model="nnn")
+    assert np.isfinite(nnn).all() and float(nnn.min()) > 0
+    table = format_nuclear_table(ds)
+    assert table.count("\n") == 3 and "| 0.1 |" in table
+    plot_nuclear_evaluation(ds, tmp_path / "eval.png")
+    assert (tmp_path / "eval.png").stat().st_size > 1000

@@ -85,10 +85,62 @@ def _train(a):
     return 0
 
 
+def _evaluate_nuclear(a):
+    from pathlib import Path
+
+    from .nuclear_evaluate import GOALS, evaluate_nuclear, format_nuclear_table, plot_nuclear_evaluation
+
+    if a.model == "default":
+        raise ValueError("--nuclear-test needs --model NNN_SET (a folder written by thermoemu train-nnn)")
+    ds = evaluate_nuclear(a.model, a.nuclear_test, progress=True)
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ds.to_netcdf(out / "nuclear_evaluation.nc")
+    table = format_nuclear_table(ds)
+    (out / "nuclear_evaluation.md").write_text(table + "\n")
+    plot_nuclear_evaluation(ds, out / "nuclear_evaluation.png")
+    print(table)
+    e, imp = ds["error"], ds["improvement"]
+    met = bool((e.sel(model="nnn", metric="ye_eq6") <= GOALS["ye_max"]).all()
+               and (imp.sel(metric="ye_eq6") >= GOALS["ye_improvement"]).all()
+               and (imp.sel(metric="e_nuc") >= GOALS["e_nuc_improvement"]).all())
+    print(f"issue goals (NNN Ye <= 0.5 %, >= 3x the small net on Ye, >= 2x on e_nuc at every dt): "
+          f"{'met' if met else 'not met'}; wrote {out}/nuclear_evaluation.(nc|md|png)")
+    return 0
+
+
+def _train_nnn(a):
+    import json
+    from pathlib import Path
+
+    import xarray as xr
+
+    from .models.nnn import NNNConfig, train_nnn
+    from .models.training import TrainSettings
+
+    index = json.loads((Path(a.catalog) / "index.json").read_text())
+    with xr.open_dataset(Path(a.catalog) / index["shards"][0]["file"]) as shard:
+        n_iso = shard.sizes["isotope"]
+    settings = TrainSettings(lr=a.lr, batch_size=a.batch_size, max_epochs=a.max_epochs, patience=a.patience,
+                             l1=0.0, l2=0.0, max_minutes=a.max_minutes, device=a.device, threads=a.threads,
+                             seed=a.seed)
+    for dt in [float(v) for v in a.dt.split(",")]:
+        entry = train_nnn(a.catalog, dt, a.out, config=NNNConfig(n_iso, a.layers, a.first_width, a.width),
+                          settings=settings, progress=not a.quiet)
+        m = entry["metrics"]
+        print(f"NNN dt = {dt:g} s: {m['epochs']} epochs, {m['train_wall_s']} s; test mean |dX| {m.get('mean_abs_dX', float('nan')):.3g}, "
+              f"e_nuc {100 * m.get('mean_rel_e_nuc', float('nan')):.3g} %, eps_nu {100 * m.get('mean_rel_eps_nu', float('nan')):.3g} %; "
+              f"wrote {a.out}/{entry['file']}")
+    return 0
+
+
 def _evaluate(a):
     from pathlib import Path
 
     from .emulator import Emulator
+
+    if a.nuclear_test:
+        return _evaluate_nuclear(a)
     from .evaluate import accuracy_table, collapse_comparison, fixed_density_test, format_table2, write_outputs
 
     emulator = Emulator(a.model)
@@ -294,7 +346,28 @@ def build_parser():
     e.add_argument("--out", default="results/evaluate", help="output folder (tables, netCDF, plots)")
     e.add_argument("--collapse", default=None, metavar="F1,F2,...", help="also compare collapses at these dt/t_ff")
     e.add_argument("--skip-fixed-density", action="store_true")
+    e.add_argument("--nuclear-test", default=None, metavar="CATALOG",
+                   help="evaluate an NNN model set (--model) against this nuclear test catalog and the small net "
+                        "(seed 000 Eqs. 3-8, Figs. 4-5)")
     e.set_defaults(func=_evaluate)
+
+    tn = sub.add_parser("train-nnn", help="train nuclear neural networks (one per dt) from a nuclear catalog")
+    tn.add_argument("--catalog", required=True, help="built nuclear catalog folder")
+    tn.add_argument("--dt", required=True, help="dt values [s], comma separated, e.g. 1e-3,0.1,10")
+    tn.add_argument("--out", required=True, help="NNN model set folder")
+    tn.add_argument("--layers", type=int, default=9, help="hidden layers (seed 000: 9 for mesa80)")
+    tn.add_argument("--first-width", type=int, default=1024)
+    tn.add_argument("--width", type=int, default=2048)
+    tn.add_argument("--lr", type=float, default=1e-4)
+    tn.add_argument("--batch-size", type=int, default=512)
+    tn.add_argument("--max-epochs", type=int, default=300)
+    tn.add_argument("--patience", type=int, default=20)
+    tn.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per dt")
+    tn.add_argument("--device", default=None)
+    tn.add_argument("--threads", type=int, default=None)
+    tn.add_argument("--seed", type=int, default=0)
+    tn.add_argument("-q", "--quiet", action="store_true")
+    tn.set_defaults(func=_train_nnn)
 
     h = sub.add_parser("saha-table", help="build (or show) the cached Saha-equilibrium table above 1e18 cm^-3")
     h.add_argument("--out", default=None, help="folder (default: the user cache, $THERMOEMU_CACHE or "

@@ -116,7 +116,8 @@ def _dt_arrays(ds, k):
     return logT, logr, X0, target
 
 
-def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_dir=None, progress=True):
+def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_dir=None, progress=True,
+              fractions=None):
     """Train the NNN for one dt of a nuclear catalog and add it to the model set ``out``.
 
     Parameters
@@ -131,16 +132,18 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
         Default: the seed's widths with 9 layers.
     settings : TrainSettings, optional
         Default: Adam lr 1e-4, batch 512 (seed 000), patience 20.
+    fractions : (train, validation, test), optional
+        Split of the catalog by sample id (default: the catalog default 0.9/0.05/0.05).
 
     Returns
     -------
     dict
         The manifest entry of this dt (file, metrics, ...).
     """
-    from ..catalog import open_catalog
+    from ..catalog import SPLIT_FRACTIONS, open_catalog
     from .training import TrainSettings, _device, _fit
 
-    cat = open_catalog(catalog_dir)
+    cat = open_catalog(catalog_dir, fractions=fractions or SPLIT_FRACTIONS)
     dts = cat["dt"].values
     matches = np.flatnonzero(np.isclose(dts, dt, rtol=1e-9, atol=0))
     if matches.size == 0:
@@ -159,6 +162,10 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     arrays = {}
     for name, code in (("train", 0), ("validation", 1), ("test", 2)):
         arrays[name] = _dt_arrays(cat.isel(sample=np.flatnonzero(split == code)), k)
+    for name in ("train", "validation"):
+        if len(arrays[name][0]) == 0:
+            raise ValueError(f"the {name} split of {catalog_dir} is empty ({cat.sizes['sample']} samples); "
+                             f"build more samples or pass fractions=")
     model = NNN(config).to(device)
     logT, logr = arrays["train"][0], arrays["train"][1]
     model.shift.copy_(torch.tensor([logT.mean(), logr.mean()], dtype=torch.float64))
