@@ -283,9 +283,10 @@ def test_nuclear_evaluation_against_the_same_network_is_exact(nnn_catalog, tmp_p
     NNN errors are finite and the table and plot are written."""
     from thermoemu.models.nnn import train_nnn
     from thermoemu.nuclear_evaluate import evaluate_nuclear, format_nuclear_table, plot_nuclear_evaluation
-    for dt in (1e-3, 0.1):
-        train_nnn(nnn_catalog, dt, tmp_path / "nnn", config=_small_nnn(22),
-                  settings=_fast_settings(max_epochs=5), progress=False, fractions=SPLIT)
+    epochs = {dt: train_nnn(nnn_catalog, dt, tmp_path / "nnn", config=_small_nnn(22),
+                            settings=_fast_settings(max_epochs=5 if dt < 0.01 else 7), progress=False,
+                            fractions=SPLIT)["metrics"]["epochs"] for dt in (1e-3, 0.1)}
+    assert epochs == {1e-3: 5, 0.1: 7}  # separate checkpoints per dt (0.001 and 0.1 once collided)
     ds = evaluate_nuclear(tmp_path / "nnn", nnn_catalog)
     assert ds["dt"].values.tolist() == [1e-3, 0.1]
     small = ds["error"].sel(model="small22")

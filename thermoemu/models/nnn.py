@@ -184,7 +184,8 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     checkpoint_dir = Path(checkpoint_dir or Path(out) / "checkpoints")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     c = config
-    ckpt = checkpoint_dir / f"nnn-dt{dt:g}-L{c.layers}-W{c.first_width}-{c.width}"
+    # no dots in the stem: the loop derives its file names with Path.with_suffix
+    ckpt = checkpoint_dir / f"nnn-dt{dt:g}-L{c.layers}-W{c.first_width}-{c.width}".replace(".", "p")
     state = _fit(model, forward, train, valid, settings.l1, settings.l2, settings, ckpt,
                  f"NNN dt={dt:g} s", progress, loss_fn=_l1_loss(len(isotopes)))
     metrics = evaluate_arrays(model, arrays["test"])
