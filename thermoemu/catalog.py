@@ -99,13 +99,19 @@ def build_shard(raw_spec: dict, shard: int, count: int, out: str):
     wall = time.perf_counter() - t0
     first_id = shard * spec.shard_size
     ds = _shard_dataset(spec, shard, first_id, n_H, x0, dt, dt_max, res)
+    path = write_shard(ds, out, shard)
+    return {"shard": shard, "file": path.name, "samples": count, "first_sample": first_id,
+            "failed": int((~res.success).sum()), "sha256": file_sha256(path), "wall_s": wall,
+            "median_substeps": float(np.median(res.substeps))}
+
+
+def write_shard(ds, out, shard):
+    """Write a shard under a temporary name and rename it when complete; returns its path."""
     path = Path(out) / SHARD_PATTERN.format(shard)
     tmp = path.with_name(path.name + ".part")
     ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
     os.replace(tmp, path)
-    return {"shard": shard, "file": path.name, "samples": count, "first_sample": first_id,
-            "failed": int((~res.success).sum()), "sha256": file_sha256(path), "wall_s": wall,
-            "median_substeps": float(np.median(res.substeps))}
+    return path
 
 
 def _shard_dataset(spec, shard, first_id, n_H, x0, dt, dt_max, res):

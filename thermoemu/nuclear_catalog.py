@@ -26,10 +26,8 @@ at the cost of one burn.
 
 from __future__ import annotations
 
-import os
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -116,11 +114,6 @@ def composition_isotopes(network, which):
     return [i for i in names if i not in ("n", "p")]
 
 
-def _ye_of(isotopes):
-    from pynucastro import Nucleus
-    return np.array([Nucleus(i).Z / Nucleus(i).A for i in isotopes])
-
-
 def sample_nuclear_inputs(spec, shard, count, network):
     """T [K], rho [g cm^-3] (count,), initial mass fractions (count, network isotopes) and the
     acceptance rate of the Ye rejection, from the shard's own seed."""
@@ -138,7 +131,7 @@ def sample_nuclear_inputs(spec, shard, count, network):
     rho = 10.0 ** (lo_r + u[:, 1] * (hi_r - lo_r))
     comp = smp["composition"]
     names = composition_isotopes(network, comp["isotopes"])
-    ye_i = _ye_of(names)
+    ye_i = np.array([network.Z[network.isotopes.index(i)] / network.A[network.isotopes.index(i)] for i in names])
     lo, hi = comp["ye"]
     accepted, drawn = [], 0
     while sum(len(a) for a in accepted) < count:
@@ -157,7 +150,7 @@ def sample_nuclear_inputs(spec, shard, count, network):
 
 def build_nuclear_shard(spec, shard, count, out):
     """Burn one shard's states to every listed dt and write the shard; returns its index entry."""
-    from .catalog import SHARD_PATTERN, _package_version, file_sha256
+    from .catalog import _package_version, file_sha256, write_shard
     from .networks.nuclear.build import load_network
     from .networks.nuclear.burner import BURN_STATUS, burn_times
 
@@ -170,7 +163,7 @@ def build_nuclear_shard(spec, shard, count, out):
     res = burn_times(net, rho, T, X0, times, rtol=solver["rtol"], atol=solver["atol"], method=solver["method"])
     wall = time.perf_counter() - t0
     first_id = shard * spec.shard_size
-    Z_over_A = _ye_of(net.isotopes)
+    Z_over_A = net.Z / net.A
     codes = sorted(BURN_STATUS)
     ds = xr.Dataset(
         {
@@ -197,10 +190,7 @@ def build_nuclear_shard(spec, shard, count, out):
                "thermoemu_version": _package_version(), "network": net.name,
                "screening": "chugunov_2007" if net.screening else "none",
                "ye_acceptance_rate": acceptance, "Conventions": "CF-1.8"})
-    path = Path(out) / SHARD_PATTERN.format(shard)
-    tmp = path.with_name(path.name + ".part")
-    ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4")
-    os.replace(tmp, path)
+    path = write_shard(ds, out, shard)
     return {"shard": shard, "file": path.name, "samples": count, "first_sample": first_id,
             "failed": int((~res.success).sum()), "sha256": file_sha256(path), "wall_s": wall,
             "median_nfev": float(np.median(res.nfev)), "ye_acceptance_rate": acceptance}

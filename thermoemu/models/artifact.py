@@ -56,8 +56,12 @@ def _write_json_atomic(path, obj):
     os.replace(tmp, path)
 
 
-def read_manifest(model_dir):
-    """The manifest of a model set, checked for format; raises :class:`ArtifactError`."""
+def read_manifest(model_dir, *, fmt=FORMAT, version=FORMAT_VERSION):
+    """The manifest of a model set, checked for format; raises :class:`ArtifactError`.
+
+    ``fmt``/``version``: the artifact kind expected (primordial emulators by default; NNN sets
+    pass theirs).
+    """
     model_dir = Path(model_dir)
     path = model_dir / MANIFEST
     if not path.is_file():
@@ -66,11 +70,11 @@ def read_manifest(model_dir):
         manifest = json.loads(path.read_text())
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ArtifactError(f"{path} is not valid JSON ({err}); thermoemu manifests are JSON") from err
-    if manifest.get("format") != FORMAT:
-        raise ArtifactError(f"{path}: format = {manifest.get('format')!r}, expected {FORMAT!r}")
-    if manifest.get("format_version") != FORMAT_VERSION:
+    if manifest.get("format") != fmt:
+        raise ArtifactError(f"{path}: format = {manifest.get('format')!r}, expected {fmt!r}")
+    if manifest.get("format_version") != version:
         raise ArtifactError(f"{path}: format_version = {manifest.get('format_version')!r}; this thermoemu "
-                            f"reads format_version {FORMAT_VERSION} only (retrain or use a matching release)")
+                            f"reads format_version {version} only (retrain or use a matching release)")
     return manifest
 
 

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from ..catalog import file_sha256
-from .artifact import ArtifactError, _load_weights, _write_json_atomic
+from .artifact import ArtifactError, _load_weights, _write_json_atomic, read_manifest
 
 __all__ = ["NNNConfig", "NNN", "train_nnn", "save_nnn", "load_nnn_set", "NNN_FORMAT", "ENERGY_SCALE", "LOG_X_FLOOR"]
 
@@ -243,16 +243,7 @@ def load_nnn_set(model_dir, *, network=None, device="cpu"):
     """Load every dt of an NNN model set: ``{dt [s]: NNN}``; refuses pickles, modified weights and
     a set for another network or format."""
     model_dir = Path(model_dir)
-    path = model_dir / MANIFEST
-    if not path.is_file():
-        raise ArtifactError(f"{model_dir} is not a thermoemu NNN set: {MANIFEST} not found")
-    try:
-        manifest = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ArtifactError(f"{path} is not valid JSON ({err})") from err
-    if manifest.get("format") != NNN_FORMAT or manifest.get("format_version") != NNN_FORMAT_VERSION:
-        raise ArtifactError(f"{path}: format {manifest.get('format')!r} version {manifest.get('format_version')!r}; "
-                            f"expected {NNN_FORMAT!r} version {NNN_FORMAT_VERSION}")
+    manifest = read_manifest(model_dir, fmt=NNN_FORMAT, version=NNN_FORMAT_VERSION)
     if network is not None and manifest["network"] != network:
         raise ArtifactError(f"{model_dir} holds NNNs for network {manifest['network']!r}, not {network!r}")
     models = {}
