@@ -2,7 +2,8 @@
 #   make demo   create .venv, install, run the one-zone collapse to 1e22 cm^-3 with the reference (Saha
 #               table above 1e18, built into ~/.cache/thermoemu on first use) and with the shipped
 #               emulator (dt = 0.1 t_ff; 0.01 and 0.001 via the command in docs/emulator.md), write
-#               results/collapse.{nc,png} and results/collapse-emulator/
+#               results/collapse.{nc,png} and results/collapse-emulator/; then a silicon-burning step
+#               with the shipped mesa80 NNNs (results/burn-nnn.nc, results/nuclear_step.{nc,png})
 #   make test   create .venv, install with test extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -30,7 +31,11 @@ demo: install
 	mkdir -p results
 	$(VENV)/bin/thermoemu collapse --reference -o results/collapse.nc --plot results/collapse.png
 	$(VENV)/bin/thermoemu collapse --emulator default --compare 0.1 -o results/collapse-emulator
-	@echo "wrote results/collapse.nc, results/collapse.png and results/collapse-emulator/ (collapse_emulator.png)"
+	$(VENV)/bin/thermoemu burn --emulator default --temperature 5e9 --density 1e8 --dt 0.1 \
+		--composition si28=0.5,s32=0.25,ar36=0.1,ca40=0.1,fe54=0.05 --out-of-domain flag -o results/burn-nnn.nc
+	$(PY) examples/nuclear_step.py results
+	@echo "wrote results/collapse.nc, results/collapse.png, results/collapse-emulator/ (collapse_emulator.png),"
+	@echo "      results/burn-nnn.nc and results/nuclear_step.png"
 
 test: install
 	$(PY) -m pytest -q -ra
@@ -39,6 +44,7 @@ bench: install
 	$(PY) benchmarks/bench_solver.py
 	$(PY) benchmarks/bench_emulator.py
 	$(PY) benchmarks/bench_saha.py
+	$(PY) benchmarks/bench_nnn.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -97,6 +97,15 @@ def test_nuclear_state_validation():
         nuclear_state(1e8, 5e9, {"si28": 1.1, "s32": -0.1})
 
 
+def test_isotope_aliases_are_renamed_and_duplicates_refused():
+    ds = nuclear_state(1e8, 5e9, {"D": 0.1, "H1": 0.1, "si28": 0.8})
+    assert ds["isotope"].values.tolist() == ["h2", "p", "si28"]
+    # Ye of deuterium 1/2, of protons 1
+    assert float(ds["ye"]) == pytest.approx(0.1 * 0.5 + 0.1 * 1.0 + 0.8 * 0.5, rel=1e-12)
+    with pytest.raises(StateError, match=r"\['h2'\] more than once"):
+        nuclear_state(1e8, 5e9, {"d": 0.1, "h2": 0.1, "si28": 0.8})
+
+
 def test_burn_state_on_a_grid(small22):
     T = np.array([3.5e9, 5e9, 6e9])
     ds = nuclear_state(np.array([1e7, 1e8, 1e9]), T, {k: np.full(3, v) for k, v in START.items()},
@@ -134,7 +143,7 @@ def _tiny_spec(**sampling):
 
 def test_shipped_nuclear_specs_validate():
     from thermoemu.catalog_spec import load_spec
-    for name in ("si-mesa80", "si-mesa80-test"):
+    for name in ("si-mesa80", "si-mesa80-test", "si-mesa80-smallnet"):
         spec = load_spec(name)
         assert spec.raw["timestep"]["values"] == [10.0**k for k in range(-6, 3)]
         assert spec.raw["sampling"]["log10_temperature"] == [9.2, 9.9]
@@ -297,3 +306,201 @@ def test_nuclear_evaluation_against_the_same_network_is_exact(nnn_catalog, tmp_p
     assert table.count("\n") == 3 and "| 0.1 |" in table
     plot_nuclear_evaluation(ds, tmp_path / "eval.png")
     assert (tmp_path / "eval.png").stat().st_size > 1000
+
+
+# ----------------------------------------------------------------------------- ds.emu on nuclear grids
+@pytest.fixture(scope="module")
+def nnn_set(nnn_catalog, tmp_path_factory):
+    """A small22 NNN set holding dt = 1e-3 and 0.1 s (few epochs: these tests check the stepper,
+    not the accuracy)."""
+    from thermoemu.models.nnn import train_nnn
+    out = tmp_path_factory.mktemp("nnnset") / "nnn"
+    for dt in (1e-3, 0.1):
+        train_nnn(nnn_catalog, dt, out, config=_small_nnn(22), settings=_fast_settings(max_epochs=10),
+                  progress=False, fractions=SPLIT)
+    return out
+
+
+def _grid(T=(2.6e9, 3e9, 3.5e9), rho=1e8, network="small22"):
+    T = np.asarray(T, float)
+    return nuclear_state(np.full(T.shape, rho), T, {k: np.full(T.shape, v) for k, v in START.items()},
+                         dims="cell", network=network)
+
+
+def test_emu_step_on_a_nuclear_grid_is_the_nnn(nnn_set, small22):
+    from thermoemu.models.nnn import load_nnn_set
+    ds = _grid()
+    out = ds.emu.step(0.1, model=nnn_set)
+    models, manifest = load_nnn_set(nnn_set)
+    X0 = ds["mass_fraction"].transpose("cell", "isotope").values
+    X, e, nu = models[0.1].predict(ds["temperature"].values, ds["density"].values, X0)
+    assert out["mass_fraction"].dims == ("cell", "isotope")
+    assert out["isotope"].values.tolist() == manifest["isotopes"]
+    np.testing.assert_allclose(out["mass_fraction"].values, X, rtol=1e-5)  # float32 nets: batch composition moves the last bits
+    np.testing.assert_allclose(out["e_nuc"].values, e, rtol=1e-5)
+    np.testing.assert_allclose(out["eps_nu"].values, nu, rtol=1e-5)
+    np.testing.assert_allclose(out["mass_fraction"].sum("isotope"), 1.0, atol=1e-6)
+    z_over_a = small22.Z / small22.A
+    np.testing.assert_allclose(out["ye"].values, X @ z_over_a, rtol=1e-12)
+    assert out["success"].all() and (out["emu_status"] == 0).all() and not out["emu_out_of_domain"].any()
+    assert out["e_nuc"].attrs["units"] == "erg g^-1" and out.attrs["network"] == "small22"
+
+
+def test_emu_step_chains_held_dt_and_refuses_others(nnn_set):
+    from thermoemu.models.nnn import load_nnn_set
+    ds = _grid()
+    models, _ = load_nnn_set(nnn_set)
+    X = ds["mass_fraction"].transpose("cell", "isotope").values
+    e_sum = 0.0
+    for _ in range(3):
+        X, e, nu = models[0.1].predict(ds["temperature"].values, ds["density"].values, X)
+        e_sum = e_sum + e
+    out = ds.emu.step(0.3, model=nnn_set)
+    np.testing.assert_allclose(out["mass_fraction"].values, X, rtol=1e-5, atol=1e-300)
+    np.testing.assert_allclose(out["e_nuc"].values, e_sum, rtol=1e-5)
+    np.testing.assert_allclose(out["eps_nu"].values, nu, rtol=1e-5)
+    evolved = ds.emu.evolve(0.3, 0.1, model=nnn_set)   # three steps, e_nuc summed
+    np.testing.assert_allclose(evolved["mass_fraction"].values, X, rtol=1e-5, atol=1e-300)
+    np.testing.assert_allclose(evolved["e_nuc"].values, e_sum, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"dt = 0.0015 s: the NNN set .* holds dt = 0.001, 0.1 s"):
+        ds.emu.step(0.0015, model=nnn_set)
+    with pytest.raises(ValueError, match="primordial grids only"):
+        ds.emu.step(0.1, model=nnn_set, update="plain")
+    with pytest.raises(ValueError, match="no timescale net"):
+        ds.emu.timescales(model=nnn_set)
+
+
+def test_emu_step_on_a_dask_nuclear_grid_is_lazy_and_equal(nnn_set):
+    ds = _grid(T=np.linspace(2.6e9, 3.5e9, 8))
+    eager = ds.emu.step(1e-3, model=nnn_set)
+    lazy = ds.chunk({"cell": 3}).emu.step(1e-3, model=nnn_set)
+    assert lazy["mass_fraction"].chunks is not None
+    lazy = lazy.compute()
+    assert set(lazy.data_vars) == set(eager.data_vars)
+    for name in eager.data_vars:  # float32 nets: chunking moves the last bits
+        scale = float(np.abs(eager[name]).max())
+        np.testing.assert_allclose(lazy[name].values, eager[name].values, rtol=1e-5, atol=1e-6 * scale, err_msg=name)
+
+
+@pytest.mark.parametrize("policy", ["reference", "flag", "raise"])
+def test_emu_step_out_of_domain_nuclear_cells(nnn_set, small22, policy):
+    """T = 1e9 K is below the trained 10^9.3 K: burned by small22, NaN-and-flagged, or refused."""
+    from thermoemu.emulator import OutOfDomainError
+    ds = _grid(T=(1e9, 3e9))
+    if policy == "raise":
+        with pytest.raises(OutOfDomainError, match=r"T = 1e\+09 K"):
+            ds.emu.step(0.1, model=nnn_set, out_of_domain=policy)
+        return
+    out = ds.emu.step(0.1, model=nnn_set, out_of_domain=policy)
+    assert out["emu_out_of_domain"].values.tolist() == [True, False]
+    assert out["emu_status"].values.tolist() == ([2, 0] if policy == "reference" else [3, 0])
+    if policy == "reference":
+        ref = burn_state(ds.isel(cell=[0]), 0.1, network=small22)
+        np.testing.assert_allclose(out["mass_fraction"].isel(cell=0).values,
+                                   ref["mass_fraction"].isel(cell=0).values, rtol=1e-10, atol=1e-25)
+        assert float(out["e_nuc"][0]) == pytest.approx(float(ref["e_nuc"][0]), rel=1e-10)
+        assert out["success"].all()
+    else:
+        assert np.isnan(out["mass_fraction"].isel(cell=0)).all() and not bool(out["success"][0])
+        assert np.isfinite(out["mass_fraction"].isel(cell=1)).all()
+
+
+def test_emu_step_refuses_foreign_isotopes_and_domainless_sets(nnn_set, tmp_path):
+    import json
+    import shutil
+
+    from thermoemu.models.artifact import ArtifactError
+    ds = nuclear_state(1e8, 4e9, {"si28": 0.9, "zn60": 0.1})
+    with pytest.raises(StateError, match=r"\['zn60'\] that the NNN set"):
+        ds.emu.step(0.1, model=nnn_set)
+    old = tmp_path / "old"
+    shutil.copytree(nnn_set, old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    for entry in manifest["models"].values():
+        del entry["domain"]
+    (old / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="records no training domain"):
+        _grid().emu.step(0.1, model=old)
+
+
+def test_residual_nnn_with_zero_output_layer_keeps_the_composition():
+    """Our residual variant: with a zero output layer the prediction is X0 (up to the 1e-12 floor)."""
+    import torch
+
+    from thermoemu.models.nnn import NNN, NNNConfig
+    model = NNN(NNNConfig(22, layers=2, first_width=16, width=16, residual=True))
+    torch.nn.init.zeros_(model.out.weight)
+    torch.nn.init.zeros_(model.out.bias)
+    X0 = np.random.default_rng(3).dirichlet(np.full(22, 0.3), size=4)
+    X, e_nuc, eps_nu = model.predict(np.full(4, 3e9), np.full(4, 1e8), X0)
+    np.testing.assert_allclose(X, X0, rtol=1e-5, atol=1e-10)
+    assert np.all(e_nuc == 0) and np.all(eps_nu == 0)
+
+
+def test_cli_burn_with_an_nnn_set(nnn_set, tmp_path):
+    import xarray as xr
+
+    from thermoemu.cli import main
+    out = tmp_path / "burn-nnn.nc"
+    args = ["burn", "--emulator", str(nnn_set), "--temperature", "3e9", "--density", "1e8", "--dt", "0.2",
+            "--composition", "si28=0.5,s32=0.25,ar36=0.1,ca40=0.1,fe54=0.05", "-o", str(out)]
+    assert main(args) == 0
+    with xr.open_dataset(out) as ds:
+        assert {"mass_fraction", "ye", "e_nuc", "eps_nu", "emu_status"} <= set(ds.data_vars) and bool(ds["success"])
+        assert int(ds["emu_status"]) == 0 and ds.sizes["isotope"] == 22
+    # 0.0015 s is neither held (1e-3, 0.1) nor an integer multiple of a held dt
+    assert main(args[:-5] + ["0.0015", "--composition", "si28=1", "-o", str(tmp_path / "x.nc")]) == 2
+
+
+def test_nnn_trains_on_several_catalogs_of_one_network(nnn_catalog, tmp_path):
+    from thermoemu.models.nnn import train_nnn
+    one = train_nnn(nnn_catalog, 0.1, tmp_path / "one", config=_small_nnn(22), settings=_fast_settings(max_epochs=1),
+                    progress=False, fractions=SPLIT)
+    two = train_nnn([nnn_catalog, nnn_catalog], 0.1, tmp_path / "two", config=_small_nnn(22),
+                    settings=_fast_settings(max_epochs=1), progress=False, fractions=SPLIT)
+    assert two["metrics"]["train_samples"] == 2 * one["metrics"]["train_samples"] > 0
+    assert two["catalog"] == "si-small22-nnn,si-small22-nnn"
+    assert set(two["domain"]) == {"temperature", "density", "ye"}
+    lo, hi = two["domain"]["temperature"]
+    assert 10**9.3 <= lo < hi <= 10**9.7   # the spec's log10 T range
+
+
+def test_shipped_nnn_set_steps_the_reference_case(tmp_path):
+    """The mesa80 NNNs inside the package: right network and isotopes, safe load, a step of seed
+    000's reference case inside the trained domain, and examples/nuclear_step.py (make demo)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from thermoemu.nuclear_emulator import get_nuclear_emulator
+    emu = get_nuclear_emulator("default")
+    # the built network names isotopes as pynucastro 3.1 does: deuterium is "d" in MESA80, "h2" once built
+    assert emu.network_name == "mesa80"
+    assert set(emu.isotopes) == {"h2" if name == "d" else name for name in MESA80}
+    assert emu.dts == [1e-3, 0.1, 10.0]
+    for held, domain in emu.domain.items():
+        lo, hi = domain["temperature"]
+        assert 10**9.2 <= lo < 2e9 and 7e9 < hi <= 10**9.9, (held, domain)
+        assert 0.45 <= domain["ye"][0] < domain["ye"][1] <= 0.5
+    ds = nuclear_state(1e8, 5e9, START)
+    out = ds.emu.step(0.1)
+    assert int(out["emu_status"]) == 0 and bool(out["success"])
+    assert float(out["mass_fraction"].sum()) == pytest.approx(1.0, abs=1e-6)
+    # mesa80 burns this case to Ye 0.498980 and e_nuc 1.064e17 erg/g (docs/nuclear.md); the small
+    # shipped NNNs give 0.49941 and 4.18e17 (measured): within 0.5% in Ye and a factor 5 in e_nuc
+    assert float(out["ye"]) == pytest.approx(0.498980, rel=0.005)
+    assert 1.064e17 / 5 < float(out["e_nuc"]) < 1.064e17 * 5
+    root = Path(__file__).resolve().parent.parent
+    run = subprocess.run([sys.executable, str(root / "examples" / "nuclear_step.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "0 flagged out of domain" in run.stdout
+    assert (tmp_path / "nuclear_step.png").stat().st_size > 10_000
+
+
+def test_burn_state_broadcasts_a_composition_shared_by_all_cells(small22):
+    ds = nuclear_state([1e8, 1e8], [4e9, 4e9], START, network=small22)   # mass_fraction has no cell dim
+    assert ds["mass_fraction"].dims == ("isotope",)
+    out = burn_state(ds, 1e-3, network=small22)
+    assert out["mass_fraction"].dims == ("cell", "isotope") and out["success"].all()
+    np.testing.assert_allclose(out["e_nuc"][0], out["e_nuc"][1], rtol=1e-12)   # same state, same burn

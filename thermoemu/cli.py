@@ -90,9 +90,10 @@ def _evaluate_nuclear(a):
 
     from .nuclear_evaluate import GOALS, evaluate_nuclear, format_nuclear_table, plot_nuclear_evaluation
 
-    if a.model == "default":
-        raise ValueError("--nuclear-test needs --model NNN_SET (a folder written by thermoemu train-nnn)")
-    ds = evaluate_nuclear(a.model, a.nuclear_test, progress=True)
+    from .nuclear_emulator import default_nnn_dir
+
+    model = default_nnn_dir() if a.model == "default" else a.model  # the shipped mesa80 NNNs
+    ds = evaluate_nuclear(model, a.nuclear_test, progress=True)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(out / "nuclear_evaluation.nc")
@@ -118,14 +119,15 @@ def _train_nnn(a):
     from .models.nnn import NNNConfig, train_nnn
     from .models.training import TrainSettings
 
-    index = json.loads((Path(a.catalog) / "index.json").read_text())
-    with xr.open_dataset(Path(a.catalog) / index["shards"][0]["file"]) as shard:
+    catalogs = a.catalog.split(",")
+    index = json.loads((Path(catalogs[0]) / "index.json").read_text())
+    with xr.open_dataset(Path(catalogs[0]) / index["shards"][0]["file"]) as shard:
         n_iso = shard.sizes["isotope"]
     settings = TrainSettings(lr=a.lr, batch_size=a.batch_size, max_epochs=a.max_epochs, patience=a.patience,
                              l1=0.0, l2=0.0, max_minutes=a.max_minutes, device=a.device, threads=a.threads,
                              seed=a.seed)
     for dt in [float(v) for v in a.dt.split(",")]:
-        entry = train_nnn(a.catalog, dt, a.out, config=NNNConfig(n_iso, a.layers, a.first_width, a.width),
+        entry = train_nnn(catalogs, dt, a.out, config=NNNConfig(n_iso, a.layers, a.first_width, a.width, residual=a.residual),
                           settings=settings, progress=not a.quiet)
         m = entry["metrics"]
         print(f"NNN dt = {dt:g} s: {m['epochs']} epochs, {m['train_wall_s']} s; test mean |dX| {m.get('mean_abs_dX', float('nan')):.3g}, "
@@ -252,15 +254,21 @@ def _burn(a):
 
     from .nuclear_state import burn_state, nuclear_state
 
-    state = nuclear_state(a.density, a.temperature, _parse_composition(a.composition), network=a.network,
-                          normalize=a.normalize)
     t0 = time.perf_counter()
-    out = burn_state(state, a.dt, network=a.network, screening=not a.no_screening)
+    if a.emulator:  # the NNN set's isotope list, no network compile
+        state = nuclear_state(a.density, a.temperature, _parse_composition(a.composition), normalize=a.normalize)
+        out = state.emu.step(a.dt, model=a.emulator, out_of_domain=a.out_of_domain)
+        label = f"NNN {out.attrs['emulator']} ({out.attrs['network']}, status {int(out['emu_status'])})"
+    else:
+        state = nuclear_state(a.density, a.temperature, _parse_composition(a.composition), network=a.network,
+                              normalize=a.normalize)
+        out = burn_state(state, a.dt, network=a.network, screening=not a.no_screening)
+        label = a.network
     out.to_netcdf(a.output)
     X = out["mass_fraction"]
     top = X.isel(isotope=np.argsort(-X.values.ravel())[:6]) if X.ndim == 1 else X
     ok = bool(out["success"].all())
-    print(f"{a.network}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s; Ye {float(state['ye']):.6f} -> "
+    print(f"{label}: {'ok' if ok else 'FAILED'} in {time.perf_counter() - t0:.1f} s; Ye {float(state['ye']):.6f} -> "
           f"{float(out['ye']):.6f}, e_nuc = {float(out['e_nuc']):.4e} erg/g, eps_nu = {float(out['eps_nu']):.4e} erg/g/s; "
           + ", ".join(f"{i}={float(v):.4g}" for i, v in zip(top["isotope"].values, top.values)) + f"; wrote {a.output}")
     return 0 if ok else 1
@@ -343,7 +351,7 @@ def build_parser():
     e = sub.add_parser("evaluate", help="OS25 Table 2, fixed-density iteration test, collapse comparison")
     e.add_argument("--model", default="default", help="model folder or 'default'")
     e.add_argument("--catalogs", default="catalogs/built", help="folder holding popiii-r0 .. popiii-r4")
-    e.add_argument("--out", default="results/evaluate", help="output folder (tables, netCDF, plots)")
+    e.add_argument("-o", "--out", default="results/evaluate", help="output folder (tables, netCDF, plots)")
     e.add_argument("--collapse", default=None, metavar="F1,F2,...", help="also compare collapses at these dt/t_ff")
     e.add_argument("--skip-fixed-density", action="store_true")
     e.add_argument("--nuclear-test", default=None, metavar="CATALOG",
@@ -352,12 +360,15 @@ def build_parser():
     e.set_defaults(func=_evaluate)
 
     tn = sub.add_parser("train-nnn", help="train nuclear neural networks (one per dt) from a nuclear catalog")
-    tn.add_argument("--catalog", required=True, help="built nuclear catalog folder")
+    tn.add_argument("--catalog", required=True,
+                    help="built nuclear catalog folder(s), comma separated (one network; concatenated split by split)")
     tn.add_argument("--dt", required=True, help="dt values [s], comma separated, e.g. 1e-3,0.1,10")
     tn.add_argument("--out", required=True, help="NNN model set folder")
     tn.add_argument("--layers", type=int, default=9, help="hidden layers (seed 000: 9 for mesa80)")
     tn.add_argument("--first-width", type=int, default=1024)
     tn.add_argument("--width", type=int, default=2048)
+    tn.add_argument("--residual", action="store_true",
+                    help="our variant: learn the change of ln X over dt (logits + ln(X0 + 1e-12)), not X itself")
     tn.add_argument("--lr", type=float, default=1e-4)
     tn.add_argument("--batch-size", type=int, default=512)
     tn.add_argument("--max-epochs", type=int, default=300)
@@ -388,6 +399,11 @@ def build_parser():
     n.add_argument("--composition", required=True, help="mass fractions, e.g. si28=0.5,s32=0.25,ar36=0.1")
     n.add_argument("--normalize", action="store_true", help="divide the mass fractions by their sum")
     n.add_argument("--no-screening", action="store_true", help="switch off Chugunov (2007) screening")
+    n.add_argument("--emulator", default=None, metavar="MODEL",
+                   help="step with an NNN set instead ('default': the shipped mesa80 NNNs; dt must be one it holds "
+                        "or an integer multiple of one)")
+    n.add_argument("--out-of-domain", default="reference", choices=["reference", "flag", "raise"],
+                   help="with --emulator: cells outside the trained domain (default: burned by the reference network)")
     n.add_argument("-o", "--output", default="burn.nc")
     n.set_defaults(func=_burn)
     return p

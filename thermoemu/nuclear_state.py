@@ -1,7 +1,8 @@
 """State grids for nuclear networks: ``density`` [g cm^-3], ``temperature`` [K], ``mass_fraction``
 (dim ``isotope``), and the electron fraction ``ye`` they imply.
 
-Isotope names are pynucastro's lower-case names (``"si28"``, ``"fe54"``, ``"p"``, ``"n"``).
+Isotope names are the lower-case names of pynucastro's built networks (``"si28"``, ``"fe54"``,
+``"p"``, ``"n"``, ``"h2"``); the usual aliases ``"d"``, ``"t"`` and ``"h1"`` are accepted and renamed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,26 @@ __all__ = ["nuclear_state", "validate_nuclear_state", "burn_state", "NUCLEAR_RAN
 
 #: Allowed ranges (inclusive); the networks' weak-rate tables span log T 7..11, log rho Ye 1..11.
 NUCLEAR_RANGES = {"density": (1.0, 1e11), "temperature": (1e7, 1e11)}
+#: Other names of light nuclei, and the name the built networks use (MESA's net files say "d").
+ISOTOPE_ALIASES = {"d": "h2", "t": "h3", "h1": "p", "n1": "n"}
 #: |sum_i X_i - 1| allowed before a state is refused (or normalized with ``normalize=True``).
 SUM_TOLERANCE = 1e-6
+
+
+def canonical_isotope(name):
+    """The network name of an isotope: lower case, aliases of :data:`ISOTOPE_ALIASES` replaced."""
+    name = str(name).strip().lower()
+    return ISOTOPE_ALIASES.get(name, name)
+
+
+def _canonical_isotopes(X):
+    """``X`` with canonical isotope names; refuses an isotope named twice (aliases included)."""
+    names = [canonical_isotope(i) for i in X["isotope"].values]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise StateError(f"mass_fraction names isotope(s) {repeated} more than once (aliases count: "
+                         f"{', '.join(f'{a}={b}' for a, b in ISOTOPE_ALIASES.items())})")
+    return X.assign_coords(isotope=names)
 
 
 def _nucleus_charge_mass(isotopes):
@@ -67,10 +86,11 @@ def nuclear_state(density, temperature, mass_fraction, dims=None, *, network=Non
         if not mass_fraction:
             raise StateError("mass_fraction is empty")
         parts = [_as_dataarray(v, f"mass_fraction({k})", "1", dims) for k, v in mass_fraction.items()]
-        X = xr.concat(parts, dim="isotope").assign_coords(isotope=[str(k).lower() for k in mass_fraction])
+        X = xr.concat(parts, dim="isotope").assign_coords(isotope=[str(k) for k in mass_fraction])
     else:
         raise StateError(f"mass_fraction must be a dict or a DataArray with an 'isotope' dim, "
                          f"got {type(mass_fraction).__name__}")
+    X = _canonical_isotopes(X)
     if network is not None:
         isotopes = _network_isotopes(network)
         unknown = sorted(set(X["isotope"].values.tolist()) - set(isotopes))
@@ -96,7 +116,8 @@ def validate_nuclear_state(ds, *, normalize=False):
     out = ds.copy()
     for name, (lo, hi) in NUCLEAR_RANGES.items():
         _check_values(out[name], name, lo, hi)
-    X = out["mass_fraction"]
+    X = _canonical_isotopes(out["mass_fraction"])
+    out = out.assign_coords(isotope=X["isotope"].values)
     _check_values(X, "mass_fraction", 0.0, 1.0, allow_zero=True)
     Z, A = _nucleus_charge_mass(X["isotope"].values.tolist())
     total = X.sum("isotope")
@@ -136,6 +157,7 @@ def burn_state(ds, dt, *, network="mesa80", screening=True, progress=False):
     if not (np.isfinite(dt_s) and dt_s > 0):
         raise StateError(f"dt = {dt_s:g} s is not allowed; dt must be finite and > 0 s")
     X = ds["mass_fraction"].reindex(isotope=list(net.isotopes), fill_value=0.0)
+    X = xr.broadcast(X, ds["density"], ds["temperature"])[0]  # a composition shared by all cells
     cell_dims = [d for d in X.dims if d != "isotope"]
     Xf = X.transpose(*cell_dims, "isotope").values.reshape(-1, len(net.isotopes))
     shape = tuple(ds.sizes[d] for d in cell_dims)

@@ -18,6 +18,7 @@ A model set folder::
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -38,16 +39,24 @@ ENERGY_SCALE = 1e16
 #: Mass fractions below this are floored in the ln X target.
 LOG_X_FLOOR = 1e-30
 MANIFEST = "manifest.json"
+#: Offset under the logarithm of the residual variant's prior ln(X0 + floor).
+RESIDUAL_FLOOR = 1e-12
 
 
 @dataclass(frozen=True)
 class NNNConfig:
-    """Layout of one NNN: ``layers`` hidden ReLU layers, the first ``first_width`` wide."""
+    """Layout of one NNN: ``layers`` hidden ReLU layers, the first ``first_width`` wide.
+
+    ``residual=True`` (our variant, not the seed's) adds ln(X0 + RESIDUAL_FLOOR) to the logits
+    before the softmax, so the net learns the change of the composition over dt rather than the
+    composition itself.
+    """
 
     n_isotopes: int
     layers: int = 9
     first_width: int = 1024
     width: int = 2048
+    residual: bool = False
 
     def __post_init__(self):
         for name in ("n_isotopes", "layers", "first_width", "width"):
@@ -77,7 +86,10 @@ class NNN(nn.Module):
     def forward(self, u):
         z = self.out(self.hidden(u))
         n = self.config.n_isotopes
-        return torch.log_softmax(z[:, :n], dim=1), z[:, n:]
+        logits = z[:, :n]
+        if self.config.residual:
+            logits = logits + torch.log(u[:, 2:].clamp_min(0) + RESIDUAL_FLOOR)
+        return torch.log_softmax(logits, dim=1), z[:, n:]
 
     def features(self, log_T, log_rho, X):
         """Network input from log10 T [K], log10 rho [g cm^-3] and mass fractions (numpy or torch)."""
@@ -88,12 +100,16 @@ class NNN(nn.Module):
 
     @torch.inference_mode()
     def predict(self, temperature, density, mass_fraction):
-        """Mass fractions (N, isotopes), e_nuc [erg g^-1] and eps_nu [erg g^-1 s^-1] after this model's dt."""
+        """Mass fractions (N, isotopes), e_nuc [erg g^-1] and eps_nu [erg g^-1 s^-1] after this model's dt.
+
+        eps_nu, a loss rate, is floored at 0 (the linear output can go slightly negative); e_nuc
+        keeps its sign (photodisintegration can absorb energy).
+        """
         u = self.features(np.log10(np.asarray(temperature, float)), np.log10(np.asarray(density, float)),
                           np.asarray(mass_fraction, float)).to(self.out.weight.device)
         logX, e = self(u)
         e = e.double().cpu().numpy() * ENERGY_SCALE
-        return np.exp(logX.double().cpu().numpy()), e[:, 0], e[:, 1]
+        return np.exp(logX.double().cpu().numpy()), e[:, 0], np.maximum(e[:, 1], 0.0)
 
 
 def _l1_loss(n_iso):
@@ -122,8 +138,9 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
 
     Parameters
     ----------
-    catalog_dir : path
-        Built nuclear catalog (``thermoemu build`` of a ``network.kind: nuclear`` spec).
+    catalog_dir : path or sequence of paths
+        Built nuclear catalog(s) (``thermoemu build`` of a ``network.kind: nuclear`` spec); several
+        catalogs of one network are concatenated split by split.
     dt : float
         One of the catalog's dt values [s].
     out : path
@@ -140,31 +157,24 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     dict
         The manifest entry of this dt (file, metrics, ...).
     """
-    from ..catalog import SPLIT_FRACTIONS, open_catalog
+    from ..catalog import SPLIT_FRACTIONS
     from .training import TrainSettings, _device, _fit
 
-    cat = open_catalog(catalog_dir, fractions=fractions or SPLIT_FRACTIONS)
-    dts = cat["dt"].values
-    matches = np.flatnonzero(np.isclose(dts, dt, rtol=1e-9, atol=0))
-    if matches.size == 0:
-        raise ValueError(f"dt = {dt!r} s is not in the catalog; it has dt = {dts.tolist()} s")
-    k = int(matches[0])
+    catalog_dirs = [catalog_dir] if isinstance(catalog_dir, (str, Path)) else list(catalog_dir)
+    if not catalog_dirs:
+        raise ValueError("train_nnn needs at least one catalog folder")
+    isotopes, arrays, indexes = _catalog_arrays(catalog_dirs, dt, fractions or SPLIT_FRACTIONS)
     settings = settings or TrainSettings(lr=1e-4, batch_size=512, patience=20, l1=0.0, l2=0.0)
     torch.manual_seed(settings.seed)
-    isotopes = [str(i) for i in cat["isotope"].values]
     config = config or NNNConfig(n_isotopes=len(isotopes))
     if config.n_isotopes != len(isotopes):
         raise ValueError(f"config.n_isotopes = {config.n_isotopes} but the catalog has {len(isotopes)} isotopes")
     device = _device(settings)
     if settings.threads:
         torch.set_num_threads(settings.threads)
-    split = cat["split"].values
-    arrays = {}
-    for name, code in (("train", 0), ("validation", 1), ("test", 2)):
-        arrays[name] = _dt_arrays(cat.isel(sample=np.flatnonzero(split == code)), k)
     for name in ("train", "validation"):
         if len(arrays[name][0]) == 0:
-            raise ValueError(f"the {name} split of {catalog_dir} is empty ({cat.sizes['sample']} samples); "
+            raise ValueError(f"the {name} split of {', '.join(map(str, catalog_dirs))} is empty; "
                              f"build more samples or pass fractions=")
     model = NNN(config).to(device)
     logT, logr = arrays["train"][0], arrays["train"][1]
@@ -184,18 +194,67 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     checkpoint_dir = Path(checkpoint_dir or Path(out) / "checkpoints")
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     c = config
-    # no dots in the stem: the loop derives its file names with Path.with_suffix
-    ckpt = checkpoint_dir / f"nnn-dt{dt:g}-L{c.layers}-W{c.first_width}-{c.width}".replace(".", "p")
+    # the stem names the layout and the data (a changed catalog or variant never resumes another's
+    # checkpoint); no dots: the loop derives its file names with Path.with_suffix
+    data_key = hashlib.sha256(json.dumps([[i["spec_sha256"], i["samples_written"]] for i in indexes]
+                                         + [c.residual]).encode()).hexdigest()[:8]
+    ckpt = checkpoint_dir / f"nnn-dt{dt:g}-L{c.layers}-W{c.first_width}-{c.width}-{data_key}".replace(".", "p")
     state = _fit(model, forward, train, valid, settings.l1, settings.l2, settings, ckpt,
                  f"NNN dt={dt:g} s", progress, loss_fn=_l1_loss(len(isotopes)))
+    domain = training_domain(arrays["train"], isotopes)
     metrics = evaluate_arrays(model, arrays["test"])
     metrics.update(epochs=state["epoch"], best_validation_loss=state["best"], train_wall_s=round(state["wall_s"], 1),
                    train_samples=int(len(arrays["train"][0])), test_samples=int(len(arrays["test"][0])))
-    with open(Path(catalog_dir) / "index.json") as f:
-        index = json.load(f)
+    index = indexes[0]
     return save_nnn(out, dt, model, network=index["network"], rate_set_version=index["rate_set_version"],
-                    isotopes=isotopes, metadata={"catalog": index["name"], "catalog_spec_sha256": index["spec_sha256"],
-                                                 "metrics": metrics, "history": state["history"]})
+                    isotopes=isotopes, metadata={"catalog": ",".join(i["name"] for i in indexes),
+                                                 "catalog_spec_sha256": ",".join(i["spec_sha256"] for i in indexes),
+                                                 "screening": bool(index.get("network_options", {}).get("screening", True)),
+                                                 "domain": domain, "metrics": metrics, "history": state["history"]})
+
+
+def _catalog_arrays(catalog_dirs, dt, fractions):
+    """Isotopes, per-split arrays (concatenated over the catalogs) and the catalogs' indexes; the
+    catalogs must share network, rate set, screening and isotope list, and hold ``dt``."""
+    from ..catalog import open_catalog
+
+    isotopes, indexes, parts = None, [], {"train": [], "validation": [], "test": []}
+    for folder in catalog_dirs:
+        with open(Path(folder) / "index.json") as f:
+            index = json.load(f)
+        cat = open_catalog(folder, fractions=fractions)
+        dts = cat["dt"].values
+        matches = np.flatnonzero(np.isclose(dts, dt, rtol=1e-9, atol=0))
+        if matches.size == 0:
+            raise ValueError(f"dt = {dt!r} s is not in the catalog {folder}; it has dt = {dts.tolist()} s")
+        names = [str(i) for i in cat["isotope"].values]
+        if indexes:
+            first = indexes[0]
+            for key in ("network", "rate_set_version", "network_options"):
+                if index.get(key) != first.get(key):
+                    raise ValueError(f"catalog {folder} has {key} = {index.get(key)!r}, but {catalog_dirs[0]} has "
+                                     f"{first.get(key)!r}; train on catalogs of one network")
+            if names != isotopes:
+                raise ValueError(f"catalog {folder} has another isotope list than {catalog_dirs[0]}")
+        isotopes = names
+        indexes.append(index)
+        split = cat["split"].values
+        for name, code in (("train", 0), ("validation", 1), ("test", 2)):
+            parts[name].append(_dt_arrays(cat.isel(sample=np.flatnonzero(split == code)), int(matches[0])))
+    arrays = {name: tuple(np.concatenate([p[i] for p in ps]) for i in range(4)) for name, ps in parts.items()}
+    return isotopes, arrays, indexes
+
+
+def training_domain(arrays, isotopes):
+    """Ranges of the training inputs: temperature [K], density [g cm^-3] and Ye, each [lo, hi]."""
+    from ..nuclear_state import _nucleus_charge_mass
+
+    logT, logr, X0 = arrays[0], arrays[1], arrays[2]
+    Z, A = _nucleus_charge_mass(isotopes)
+    ye = X0 @ (Z / A)
+    return {"temperature": [float(10.0 ** logT.min()), float(10.0 ** logT.max())],
+            "density": [float(10.0 ** logr.min()), float(10.0 ** logr.max())],
+            "ye": [float(ye.min()), float(ye.max())]}
 
 
 def evaluate_arrays(model, arrays):

@@ -1,0 +1,66 @@
+"""Build (if needed) the mesa80 catalogs and train the small NNNs shipped in the package.
+
+    python scripts/train_default_nnn.py [--samples 1600,1200] [--dt 1e-3,0.1,10] [--workers 2] [--max-minutes 4]
+
+The catalogs go to catalogs/built/si-mesa80 (compositions over all 78 non-nucleon isotopes) and
+catalogs/built/si-mesa80-smallnet (over the isotopes small22 shares, the distribution of the test set
+si-mesa80-test, from other states): resumable builds of their first ``--samples`` states; the first
+mesa80 compile takes ~6.5 CPU-minutes and ~6 GB. The NNNs train on both, split by split. The models go to
+thermoemu/data/models/nnn-mesa80 (safetensors + manifest.json), checkpoints to
+results/nnn-default-checkpoints (re-running resumes). The shipped models are small (4 hidden layers of
+256, about 1 MB per dt) so that they ship and train on a CPU; the seed's 1024/2048-wide, 9-12 layer
+NNNs need far more data and a GPU. Prints the wall time of each part; docs/nuclear.md quotes them.
+"""
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+from thermoemu.catalog import build_catalog
+from thermoemu.catalog_spec import load_spec
+from thermoemu.models.nnn import NNNConfig, train_nnn
+from thermoemu.models.training import TrainSettings
+from thermoemu.nuclear_emulator import default_nnn_dir
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Size of the shipped NNNs (about 240k parameters, 0.95 MB each).
+LAYERS, WIDTH = 4, 256
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--samples", default="1600,1200", help="states of si-mesa80 and si-mesa80-smallnet")
+    p.add_argument("--dt", default="1e-3,0.1,10", help="dt [s] to ship, comma separated")
+    p.add_argument("--workers", type=int, default=2, help="dask workers for the catalog build")
+    p.add_argument("--max-minutes", type=float, default=4.0, help="training budget per dt")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--out", default=str(default_nnn_dir()))
+    a = p.parse_args(argv)
+    names = ("si-mesa80", "si-mesa80-smallnet")
+    catalogs = [ROOT / "catalogs" / "built" / name for name in names]
+    timings = {}
+    for name, folder, samples in zip(names, catalogs, (int(v) for v in a.samples.split(","))):
+        t0 = time.perf_counter()
+        build_catalog(load_spec(name), folder, samples=samples, n_workers=a.workers)  # no-op when built
+        timings[f"catalog_{name}_s"] = round(time.perf_counter() - t0, 1)
+    out = Path(a.out)
+    if out.exists():
+        shutil.rmtree(out)  # a fresh set: the manifest lists exactly the dt trained here
+    settings = TrainSettings(lr=1e-3, batch_size=512, max_epochs=5000, patience=150, l1=0.0, l2=0.0,
+                             max_minutes=a.max_minutes, threads=a.threads, seed=0)
+    for dt in (float(v) for v in a.dt.split(",")):
+        t1 = time.perf_counter()
+        entry = train_nnn(catalogs, dt, out, config=NNNConfig(80, layers=LAYERS, first_width=WIDTH, width=WIDTH),
+                          settings=settings, checkpoint_dir=ROOT / "results" / "nnn-default-checkpoints")
+        timings[f"train_dt{dt:g}_s"] = round(time.perf_counter() - t1, 1)
+        m = entry["metrics"]
+        print(f"dt = {dt:g} s: {m['epochs']} epochs in {timings[f'train_dt{dt:g}_s']} s; test mean |dX| "
+              f"{m['mean_abs_dX']:.3g}, e_nuc {100 * m['mean_rel_e_nuc']:.3g} %, eps_nu {100 * m['mean_rel_eps_nu']:.3g} %",
+              flush=True)
+    print(json.dumps(timings))
+
+
+if __name__ == "__main__":
+    main()
