@@ -16,6 +16,7 @@ deterministic train / validation / test split by sample id.
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from .catalog_spec import CatalogSpec, load_spec, validate_spec
 from .networks.primordial.network import SPECIES, PrimordialNetwork
 from .reference import free_fall_time
 from .sampling import sample_states
-from .solvers.rosenbrock import STATUS, integrate
+from .solvers.rosenbrock import STATUS, SolverSettings, integrate
 
 INDEX_NAME = "index.json"
 SHARD_PATTERN = "shard-{:05d}.nc"
@@ -232,9 +233,17 @@ def _provenance(spec):
     if spec.raw["network"]["kind"] == "nuclear":
         from .nuclear_catalog import nuclear_provenance
         return nuclear_provenance(spec)
+    settings = spec.solver_settings()
     return {"network": "primordial", "network_options": spec.raw["network"].get("options", {}),
             "rate_set_version": PrimordialNetwork.rate_set_version, "solver": "rosenbrock-rodas3",
-            "solver_settings": spec.solver_settings().as_dict()}
+            "solver_settings": settings.as_dict(),
+            "solver_backend": _resolved_backend(spec.network_options(), settings.backend)}
+
+
+@functools.lru_cache(maxsize=8)
+def _resolved_backend(options, backend):
+    """The backend a shard task runs (compiled where numba and the coefficient table allow)."""
+    return SolverSettings(backend=backend).resolved_backend(PrimordialNetwork(options))
 
 
 def _index(spec, shards, complete, client_info):

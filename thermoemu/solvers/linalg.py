@@ -13,13 +13,20 @@ import numpy as np
 PIVOT_THRESHOLD = 0.1
 
 
-def lu_factor(A):
+def lu_factor(A, pivot_rows=None):
     """LU factorization with partial pivoting of each ``A[:, :, c]``.
 
     Parameters
     ----------
     A : ndarray, shape (n, n, m)
         Overwritten with L (unit lower, below the diagonal) and U.
+    pivot_rows : int, optional
+        Pivots for the first ``pivot_rows`` columns are searched among the first ``pivot_rows``
+        rows only (default: all rows). The solvers pass ``n - 1``: the temperature equation, in
+        K s^-1 against abundances per H nucleus, is never compared with the abundance rows, so it
+        cannot become the pivot of a trace species' column (whose increments it would then carry
+        with round-off of its own size); among the abundance rows, pivoting on raw magnitudes
+        bounds the multipliers, which keeps hydrogen nuclei and charge to round-off.
 
     Returns
     -------
@@ -29,10 +36,11 @@ def lu_factor(A):
         Row permutation: row ``i`` of the factored system is original row ``perm[i]``.
     """
     n, _, m = A.shape
+    rows = n if pivot_rows is None else int(pivot_rows)
     perm = np.broadcast_to(np.arange(n)[:, None], (n, m)).copy()
     for k in range(n):
-        if k < n - 1:
-            column = np.abs(A[k:, k])
+        if k < rows - 1:
+            column = np.abs(A[k:rows, k])
             # threshold pivoting: swap only where the diagonal is small against the column
             need = column[0] < PIVOT_THRESHOLD * column.max(axis=0)
             if need.any():

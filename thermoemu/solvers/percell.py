@@ -13,7 +13,14 @@ from .rosenbrock import SolverResult
 
 
 def _cell_functions(network, cell_i):
-    """``fun(t, x)`` and ``jac(t, x)`` of one cell for ``solve_ivp``."""
+    """``fun(t, x)`` and ``jac(t, x)`` of one cell for ``solve_ivp``: the compiled kernel where it
+    runs (the same values as the vectorized network to round-off, ~50x cheaper per call for one
+    cell), the network's vectorized methods otherwise."""
+    from . import compiled
+
+    if compiled.supports(network, np.zeros((1, 1))):
+        return compiled.cell_functions(network, cell_i)
+
     def fun(_t, x):
         return network.rhs(x[:, None], cell_i)[:, 0]
 

@@ -22,6 +22,7 @@ with a reason code and keep their last good state; nothing is returned as NaN wi
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +36,9 @@ _C = {(1, 0): 4.0, (2, 0): 1.0, (2, 1): -1.0, (3, 0): 1.0, (3, 1): -1.0, (3, 2):
 _M = (2.0, 0.0, 1.0, 1.0)
 _E = (0.0, 0.0, 0.0, 1.0)
 _ORDER_ESTIMATE = 3.0
+
+#: Values of :attr:`SolverSettings.backend`.
+BACKENDS = ("auto", "compiled", "vectorized")
 
 #: Reason codes of :attr:`SolverResult.status`.
 STATUS = {
@@ -77,6 +81,16 @@ class SolverSettings:
     project : bool
         Project the result onto the network's conservation laws (hydrogen nuclei and charge to
         round-off). Without it they hold to the integration error only.
+    threads : int
+        Threads for the compiled backend (its code releases the GIL; chunks of
+        :data:`COMPILED_CHUNK` cells run concurrently). 1 (default) keeps one core, which is
+        what dask workers and MPI ranks want; 0 uses every core of the machine.
+    backend : {"auto", "compiled", "vectorized"}
+        ``"compiled"``: each cell's substep loop in numba-compiled code
+        (:mod:`thermoemu.solvers.compiled`; same method and step control, agrees to round-off);
+        ``"vectorized"``: all cells together in numpy operations (also what runs on cupy arrays
+        and for networks without a compiled kernel); ``"auto"`` (default): compiled where it can
+        run, vectorized otherwise. See :meth:`resolved_backend`.
     """
 
     step_control: str = "error"
@@ -91,10 +105,16 @@ class SolverSettings:
     chunk_size: int = 65536
     abundance_floor: float = 1e-40
     project: bool = True
+    threads: int = 1
+    backend: str = "auto"
 
     def __post_init__(self):
         if self.step_control not in ("error", "relative_change"):
             raise ValueError(f"step_control must be 'error' or 'relative_change', got {self.step_control!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if not (isinstance(self.threads, (int, np.integer)) and self.threads >= 0):
+            raise ValueError(f"threads must be an integer >= 0 (0: every core), got {self.threads!r}")
         for name in ("rtol", "max_relative_change", "chunk_size", "max_substeps", "dense_above"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -107,6 +127,22 @@ class SolverSettings:
         if self.rtol_dense is None:
             return np.full(n_H.shape, self.rtol)
         return np.where(n_H >= self.dense_above, self.rtol_dense, self.rtol)
+
+    def resolved_backend(self, network, x0=None):
+        """``"compiled"`` or ``"vectorized"``: what :func:`integrate` runs for ``network`` on ``x0``
+        (numpy by default). Raises ValueError if ``backend="compiled"`` cannot run here."""
+        from . import compiled
+
+        sample = np.zeros((1, 1)) if x0 is None else x0
+        if self.backend == "vectorized":
+            return "vectorized"
+        if compiled.supports(network, sample):
+            return "compiled"
+        if self.backend == "compiled":
+            why = ("numba is not installed" if not compiled.available() else
+                   "the network has no compiled kernel (exact coefficients?) or the state is not a numpy array")
+            raise ValueError(f"backend='compiled' cannot run here: {why}; use backend='auto' or 'vectorized'")
+        return "vectorized"
 
     def as_dict(self):
         from dataclasses import asdict
@@ -210,14 +246,57 @@ def integrate(network, x0, cell, dt, settings: SolverSettings | None = None, pro
         result.tau_upper = np.empty_like(x0)
         result.tau_sign = np.empty(x0.shape, np.int8)
     size = max(1, int(settings.chunk_size))
-    for start in range(0, n, size):
+    backend = settings.resolved_backend(network, x0)
+    chunk = _compiled_chunk if backend == "compiled" else _integrate_chunk
+    if backend == "compiled":
+        size = min(size, COMPILED_CHUNK)
+    def run(start):
         sl = slice(start, min(n, start + size))
         idx = np.arange(sl.start, sl.stop)
-        _integrate_chunk(network, result, idx, network.take_cells(cell, idx), dt[sl], settings,
-                         timescale_eps, None if horizon is None else horizon[sl])
+        chunk(network, result, idx, network.take_cells(cell, idx), dt[sl], settings,
+              timescale_eps, None if horizon is None else horizon[sl])
+        return sl.stop - sl.start
+
+    starts = range(0, n, size)
+    threads = (os.cpu_count() or 1) if settings.threads == 0 else settings.threads
+    if backend == "compiled" and threads > 1 and len(starts) > 1:
+        from concurrent.futures import ThreadPoolExecutor, as_completed
+
+        done = 0
+        with ThreadPoolExecutor(max_workers=threads) as pool:  # chunks write disjoint columns
+            for future in as_completed([pool.submit(run, start) for start in starts]):
+                done += future.result()
+                if progress is not None:
+                    progress(done, n)
+        return result
+    for start in starts:
+        stop = start + run(start)
         if progress is not None:
-            progress(sl.stop, n)
+            progress(stop, n)
     return result
+
+
+#: Cells per call of the compiled backend (progress and interrupts come between calls).
+COMPILED_CHUNK = 4096
+
+
+def _compiled_chunk(network, result, idx, cell, dt, settings, eps=None, horizon=None):
+    from .compiled import integrate_chunk
+
+    t_end = horizon if eps is not None else dt
+    rtol = settings.rtol_for(cell["n_H"]) if "n_H" in cell else np.full(len(idx), settings.rtol)
+    out = integrate_chunk(network, result.x[:, idx], cell, dt, t_end, rtol, settings, eps)
+    x_out = out["x"]
+    result.x[:, idx] = network.project(x_out) if settings.project else x_out
+    reached = out["time_reached"] >= dt * (1.0 - 1e-12)
+    result.success[idx] = (out["status"] == 0) & reached
+    result.status[idx] = out["status"]
+    result.substeps[idx] = out["substeps"]
+    result.rejected[idx] = out["rejected"]
+    result.time_reached[idx] = out["time_reached"]
+    if eps is not None:
+        for name in ("tau", "tau_lower", "tau_upper", "tau_sign"):
+            getattr(result, name)[:, idx] = out[name]
 
 
 def _tolerances(settings, n_vars):
@@ -273,17 +352,22 @@ def _integrate_chunk(network, result, idx, cell, dt, settings, eps=None, horizon
         remaining = np.where(before_output, dt[active], t_end[active]) - ta
         ha = np.minimum(h[active], remaining)
         f0, J = network.rhs_and_jacobian(xa, ca)
-        lu, perm = lu_factor(eye / (ha * _GAMMA) - J)
+        # the temperature row never pivots for an abundance column (see linalg.lu_factor)
+        lu, perm = lu_factor(eye / (ha * _GAMMA) - J, pivot_rows=n_vars - 1)
+
+        def solve(b):
+            return lu_solve(lu, perm, b)
+
         K = [None] * 4
-        K[0] = lu_solve(lu, perm, f0.copy())
-        K[1] = lu_solve(lu, perm, f0 + (_C[1, 0] / ha) * K[0])
+        K[0] = solve(f0)
+        K[1] = solve(f0 + (_C[1, 0] / ha) * K[0])
         with np.errstate(all="ignore"):
             x3 = xa + _A[2, 0] * K[0]
             f3 = network.rhs(x3, ca)
-            K[2] = lu_solve(lu, perm, f3 + (_C[2, 0] * K[0] + _C[2, 1] * K[1]) / ha)
+            K[2] = solve(f3 + (_C[2, 0] * K[0] + _C[2, 1] * K[1]) / ha)
             x4 = x3 + _A[3, 2] * K[2]
             f4 = network.rhs(x4, ca)
-            K[3] = lu_solve(lu, perm, f4 + (_C[3, 0] * K[0] + _C[3, 1] * K[1] + _C[3, 2] * K[2]) / ha)
+            K[3] = solve(f4 + (_C[3, 0] * K[0] + _C[3, 1] * K[1] + _C[3, 2] * K[2]) / ha)
             x_new = x4 + K[3]  # m = (2, 0, 1, 1) = a4 + e4
             finite = np.isfinite(x_new).all(axis=0)
             if relative_mode:

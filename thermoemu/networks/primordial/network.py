@@ -19,63 +19,12 @@ from dataclasses import asdict, dataclass, fields
 import numpy as np
 
 from ...constants import K_BOLTZMANN, M_HYDROGEN, MASS_PER_H, Y_HE
-from . import cooling, rates
-from .thermo import CHI_ERG, cv_h2
-
-SPECIES = ("H", "H2", "e-", "H+", "H-", "H2+")
-H, H2, E, HP, HM, H2P = range(6)
-TEMP = 6
-N_VARS = 7
-
-#: Reactions as (reactants, products, radiative) in species indices, OS25 Table 4 order.
-REACTIONS = (
-    ((H, E), (HP, E, E), False),          # 1  H + e -> H+ + 2e
-    ((HP, E), (H,), True),                # 2  H+ + e -> H + photon
-    ((HM, H), (H2, E), False),            # 3  H- + H -> H2 + e
-    ((H2, HP), (H2P, H), False),          # 4  H2 + H+ -> H2+ + H
-    ((H2, E), (H, H, E), False),          # 5  H2 + e -> 2H + e
-    ((H2, H), (H, H, H), False),          # 6  H2 + H -> 3H
-    ((H, H, H), (H2, H), False),          # 7  3H -> H2 + H
-    ((H, H, H2), (H2, H2), False),        # 8  2H + H2 -> 2H2
-    ((H2, H2), (H, H, H2), False),        # 9  2H2 -> 2H + H2
-    ((H, E), (HM,), True),                # 10 H + e -> H- + photon
-    ((H, H), (HP, E, H), False),          # 11 2H -> H+ + e + H
-    ((HM, E), (H, E, E), False),          # 12 H- + e -> H + 2e
-    ((HM, HP), (H2P, E), False),          # 13 H- + H+ -> H2+ + e
-    ((HM, HP), (H, H), False),            # 14 H- + H+ -> 2H
-    ((H, HP), (H2P,), True),              # 15 H + H+ -> H2+ + photon
-    ((H2P, H), (H2, HP), False),          # 16 H2+ + H -> H2 + H+
-    ((H2P, E), (H, H), False),            # 17 H2+ + e -> 2H
-    ((H2P, HM), (H2, H), False),          # 18 H2+ + H- -> H2 + H
-)
-N_REACTIONS = len(REACTIONS)
-
-
-def _stoichiometry():
-    nu = np.zeros((6, N_REACTIONS))
-    for j, (reac, prod, _) in enumerate(REACTIONS):
-        for s in reac:
-            nu[s, j] -= 1
-        for s in prod:
-            nu[s, j] += 1
-    return nu
-
-
-#: Net stoichiometric matrix nu[i, j] (species x reactions).
-STOICHIOMETRY = _stoichiometry()
-#: Energy released per event Q_j [erg] from the KIDA chemical energies (PM section 4.4).
-REACTION_ENERGY = np.array([sum(CHI_ERG[s] for s in reac) - sum(CHI_ERG[s] for s in prod)
-                            for reac, prod, _ in REACTIONS])
-RADIATIVE = np.array([rad for _, _, rad in REACTIONS])
-#: Reactions whose heat is multiplied by the Omukai (2000) thermalization factor (H2 formation).
-THERMALIZED = (2, 6, 7)  # 0-based indices of reactions 3, 7, 8
-
-#: Conservation: C @ y = b. Row 0 hydrogen nuclei, row 1 charge (y(e) - y(H+) - y(H2+) + y(H-)).
-CONSERVATION_MATRIX = np.array([[1.0, 2.0, 0.0, 1.0, 1.0, 2.0],
-                                [0.0, 0.0, 1.0, -1.0, 1.0, -1.0]])
-CONSERVATION_TARGET = np.array([1.0, 0.0])
-CONSERVATION_NAMES = ("hydrogen nuclei", "charge")
-
+from . import cooling, kernel, rates
+from .layout import (_COL, _RATE_COLS, _TABLE_LOGT_MAX, _TABLE_LOGT_MIN, _TABLE_PER_DEX,  # noqa: F401
+                     CONSERVATION_MATRIX, CONSERVATION_NAMES, CONSERVATION_TARGET, E, H, H2, H2P, HM, HP,
+                     N_COEFFICIENTS, N_REACTIONS, N_VARS, RADIATIVE, REACTION_ENERGY, REACTIONS, SPECIES,
+                     STOICHIOMETRY, TEMP, THERMALIZED)
+from .thermo import cv_h2
 
 @dataclass(frozen=True)
 class PrimordialOptions:
@@ -142,20 +91,6 @@ class PrimordialOptions:
         return asdict(self)
 
 
-# Column layout of the temperature-coefficient array.
-_RATE_COLS = [j for j in range(N_REACTIONS) if j not in (5, 8)]  # all but k6 and k9
-_COL = {}
-_ncol = 0
-for _name, _width in (("k", len(_RATE_COLS)), ("k6", 14), ("k9", 3), ("h2_lte", 1), ("h2_gamma", 5),
-                      ("lya", 1), ("rec", 1), ("ff", 1), ("hm_bf", 1), ("hm_attach", 1), ("hm_ff", 1), ("cie", 1),
-                      ("cv_h2", 1), ("fth", 3)):
-    _COL[_name] = slice(_ncol, _ncol + _width)
-    _ncol += _width
-N_COEFFICIENTS = _ncol
-
-_TABLE_LOGT_MIN, _TABLE_LOGT_MAX, _TABLE_PER_DEX = 0.0, 6.0, 400
-
-
 @functools.lru_cache(maxsize=None)
 def _hminus_log_table():
     logT = np.linspace(0.0, 6.5, 261)
@@ -217,12 +152,9 @@ class PrimordialNetwork:
         self._h2_escape = {"ra04": cooling.h2_escape_ra04, "thin": cooling.h2_escape_thin}[options.h2_escape]
         self._lya_trap = {"none": cooling.lyman_alpha_trapping_none,
                           "tgchem": cooling.lyman_alpha_trapping_tgchem}[options.lyman_alpha_trapping]
-        self._beta_cont = {"diffusion": cooling.continuum_escape_diffusion,
-                           "slab": cooling.continuum_escape_slab,
-                           "exponential": cooling.continuum_escape_exponential}[options.continuum_escape]
-        self._heat = np.where(RADIATIVE, 0.0, REACTION_ENERGY)
-        self._slot_map = self._build_jacobian_map()
+        self._escape_code = kernel.ESCAPE_CODES[options.continuum_escape]
         self._table = self._build_table() if options.coefficients == "table" else None
+        self._table_cells = None
 
     # ------------------------------------------------------------------ coefficients
     def rate_coefficients(self, T, n_H):
@@ -324,181 +256,118 @@ class PrimordialNetwork:
         """The cell parameters of a subset of cells."""
         return {k: v[idx] for k, v in cell.items()}
 
-    # ------------------------------------------------------------------ kinetics
-    def _rate_constants(self, c, cell, T):
-        """k_j n_H^(order-1), shape (18, n) [s^-1]."""
-        k = np.empty((N_REACTIONS,) + T.shape)
-        k[_RATE_COLS] = c[_COL["k"]]
-        k[5] = rates.k6_from_terms(c[_COL["k6"]], cell["log_n_H"], T)
-        k[8] = rates.k9_from_terms(*c[_COL["k9"]], cell["log_n_H"])
-        n = cell["n_H"]
-        k[:] *= n  # all two-body
-        k[6] *= n  # three-body
-        k[7] *= n
-        return k
+    # ------------------------------------------------------------------ evaluation (kernel.py)
+    def coefficients_and_derivatives(self, T):
+        """Temperature-only coefficients at ``T`` and their derivatives d/dT, each (N_COEFFICIENTS, n).
 
-    @staticmethod
-    def _reaction_rates(kn, y):
-        """Events per H nucleus per second, r_j = k_j n^(o-1) prod y, shape (18, n)."""
-        r = kn.copy()
-        for j, (reac, _, _) in enumerate(REACTIONS):
-            for s in reac:
-                r[j] *= y[s]
-        return r
+        Table mode: the monotone cubic pieces and their exact derivatives (zero where T is
+        clamped to the table's 1 K..1e6 K). Exact mode: the exact fits and a central difference
+        in T (relative step 1e-6).
+        """
+        T = np.asarray(T, dtype=float)
+        if self._table is None:
+            h = 1e-6 * T
+            with np.errstate(all="ignore"):
+                c = self.temperature_coefficients(T)
+                dc = (self.temperature_coefficients(T + h) - self.temperature_coefficients(T - h)) / (2.0 * h)
+            return c, np.nan_to_num(dc, nan=0.0, posinf=0.0, neginf=0.0)
+        table = self._table
+        with np.errstate(invalid="ignore", divide="ignore"):
+            u = (np.log10(T) - _TABLE_LOGT_MIN) * _TABLE_PER_DEX
+            du_dT = _TABLE_PER_DEX / (T * np.log(10.0))
+        bad = ~np.isfinite(u)  # T <= 0 or NaN in a trial stage: propagate NaN, never index garbage
+        top = table.shape[1] - 1.000001
+        clamped = bad | (u < 0.0) | (u > top)
+        u = np.clip(np.where(bad, 0.0, u), 0.0, top)
+        idx = u.astype(np.intp)
+        s = u - idx
+        a = np.take(table, idx, axis=1).reshape(4, N_COEFFICIENTS, -1)
+        out = a[3] * s
+        out += a[2]
+        out *= s
+        out += a[1]
+        out *= s
+        out += a[0]
+        d = 3.0 * a[3] * s
+        d += 2.0 * a[2]
+        d *= s
+        d += a[1]
+        d *= np.where(clamped, 0.0, du_dT)
+        if bad.any():
+            out[:, bad] = np.nan
+            d[:, bad] = np.nan
+        return out.reshape((N_COEFFICIENTS,) + T.shape), d.reshape((N_COEFFICIENTS,) + T.shape)
 
-    def _build_jacobian_map(self):
-        """Matrix P with J_chem.flat = P @ D, D the (slot) derivatives of r_j w.r.t. y."""
-        slots = []
-        for j, (reac, _, _) in enumerate(REACTIONS):
-            for m in sorted(set(reac)):
-                slots.append((j, m))
-        P = np.zeros((36, len(slots)))
-        for q, (j, m) in enumerate(slots):
-            for i in range(6):
-                P[i * 6 + m, q] += STOICHIOMETRY[i, j]
-        return slots, P
+    def _coefficients(self, T):
+        return self.coefficients_and_derivatives(T)[0]
 
-    def _reaction_rate_derivatives(self, kn, y):
-        """dr_j/dy_m for each (j, m) slot, shape (n_slots, n)."""
-        slots, _ = self._slot_map
-        D = np.empty((len(slots),) + y.shape[1:])
-        for q, (j, m) in enumerate(slots):
-            reac = list(REACTIONS[j][0])
-            count = reac.count(m)
-            reac.remove(m)
-            d = kn[j] * count
-            for s in reac:
-                d = d * y[s]
-            D[q] = d
-        return D
+    def _evaluate(self, x, cell, jacobian):
+        x = np.asarray(x, dtype=float)
+        shape = x.shape[1:]
+        c, dc = self.coefficients_and_derivatives(x[TEMP])
+        p = kernel.cell_parameter_array(cell)
+        kn = np.empty((N_REACTIONS,) + shape)
+        dkn = np.empty_like(kn)
+        r = np.empty_like(kn)
+        D = np.zeros((N_REACTIONS, N_VARS) + shape) if jacobian else None
+        f = np.empty_like(x)
+        J = np.empty((N_VARS, N_VARS) + shape) if jacobian else None
+        with np.errstate(all="ignore"):  # trial stages may hold non-physical states; NaN is rejected
+            kernel.rhs_jacobian(x, c, dc, p, self.options.thermalization, self._escape_code, kn, dkn, r, D,
+                                f, J, jacobian)
+        return f, J
 
-    # ------------------------------------------------------------------ thermal
-    def _heat_capacity(self, c, y):
-        """c_v per hydrogen nucleus [erg K^-1]."""
-        atoms = y[H] + y[E] + y[HP] + y[HM] + y[H2P] + Y_HE
-        return 1.5 * K_BOLTZMANN * atoms + c[_COL["cv_h2"]][0] * y[H2]
-
-    def _cooling_terms(self, c, cell, y, T):
-        """Cooling rates [erg cm^-3 s^-1] by process, and the continuum optical depth."""
-        n = cell["n_H"]
-        nH, nH2, ne, nHp, nHm = n * y[H], n * y[H2], n * y[E], n * y[HP], n * y[HM]
-        g = c[_COL["h2_gamma"]]
-        l_lte = c[_COL["h2_lte"]][0]
-        l0 = g[0] * nH + g[1] * nH2 + g[2] * (Y_HE * n) + g[3] * nHp + g[4] * ne
-        h2_line = cell["beta_h2"] * nH2 * l_lte * l0 / np.maximum(l_lte + l0, 1e-300)
-        lya = cell["lya_trap"] * c[_COL["lya"]][0] * ne * nH
-        rho = cell["rho"]
-        sigma_t4 = cooling.FOUR_SIGMA_SB * T**4
-        h_ff = c[_COL["ff"]][0] * ne * nHp
-        hm_ff = c[_COL["hm_ff"]][0] * nH * ne
-        cie = c[_COL["cie"]][0] * rho * nH2
-        # Planck-mean absorption per volume [cm^-1]: Kirchhoff for the LTE processes (free-free,
-        # CIE) and the actual H- ions for bound-free
-        absorption = (h_ff + hm_ff + cie) / sigma_t4 + c[_COL["hm_bf"]][0] * nHm
-        mu = (1.0 + 4.0 * Y_HE) / (y[:6].sum(axis=0) + Y_HE)
-        tau = absorption * cooling.jeans_length(T, rho, mu)
-        beta = self._beta_cont(tau)
-        hm = hm_ff + c[_COL["hm_attach"]][0] * nH * ne
-        rec = c[_COL["rec"]][0] * ne * nHp
-        return {
-            "h2_line": h2_line,
-            "lyman_alpha": lya,
-            "h_recombination": beta * rec,
-            "h_free_free": beta * h_ff,
-            "hminus_continuum": beta * hm,
-            "cie": beta * cie,
-        }, tau
-
-    def _thermalization(self, c, cell, y):
-        e1, e2, ncr0 = c[_COL["fth"]]
-        denom = 1.6 * y[H] * e1 + 1.4 * y[H2] * e2
-        nd = cell["n_H"] * denom
-        return nd / (nd + ncr0)
-
-    def _chemical_heating(self, c, cell, y, r):
-        """Net chemical heating [erg cm^-3 s^-1] from the reaction rates r (per H nucleus)."""
-        q = self._heat[:, None] * r
-        if self.options.thermalization:
-            f = self._thermalization(c, cell, y)
-            for j in THERMALIZED:
-                q[j] *= f
-        return cell["n_H"] * q.sum(axis=0)
-
-    def _energy_rate(self, c, cell, y, T, r):
-        cool, _ = self._cooling_terms(c, cell, y, T)
-        lam = sum(cool.values())
-        gamma = self._chemical_heating(c, cell, y, r)
-        return (gamma - lam) / (cell["n_H"] * self._heat_capacity(c, y))
-
-    # ------------------------------------------------------------------ public
     def rhs(self, x, cell):
         """Time derivative of ``x`` (abundances [s^-1], temperature [K s^-1]), shape (7, n)."""
-        y, T = x[:6], x[TEMP]
-        c = self._coefficients(T)
-        kn = self._rate_constants(c, cell, T)
-        r = self._reaction_rates(kn, y)
-        out = np.empty_like(x)
-        out[:6] = STOICHIOMETRY @ r
-        out[TEMP] = self._energy_rate(c, cell, y, T, r)
-        return out
+        return self._evaluate(x, cell, False)[0]
 
     def jacobian(self, x, cell, f=None):
-        """Jacobian ``d(dx/dt)/dx``, shape (7, 7, n).
-
-        The chemistry block d(dy/dt)/dy is analytic (mass action); the temperature column is a
-        forward difference in T (relative step 1e-6) and the temperature row a forward
-        difference in each abundance (relative step 1e-7) reusing the T coefficients.
-        """
-        return self.rhs_and_jacobian(x, cell)[1]
+        """Jacobian ``d(dx/dt)/dx``, shape (7, 7, n): analytic throughout (mass-action chemistry;
+        the temperature row and column from the closed-form derivatives of the rates, cooling,
+        heat capacity and of the coefficient table, :mod:`thermoemu.networks.primordial.kernel`)."""
+        return self._evaluate(x, cell, True)[1]
 
     def rhs_and_jacobian(self, x, cell):
         """``(rhs(x), jacobian(x))`` sharing the coefficient evaluation (what stiff solvers need)."""
-        y, T = x[:6], x[TEMP]
-        n = T.shape[0]
-        c = self._coefficients(T)
-        kn = self._rate_constants(c, cell, T)
-        r = self._reaction_rates(kn, y)
-        f = np.empty_like(x)
-        f[:6] = STOICHIOMETRY @ r
-        f[TEMP] = self._energy_rate(c, cell, y, T, r)
-        J = np.zeros((N_VARS, N_VARS, n))
-        D = self._reaction_rate_derivatives(kn, y)
-        J[:6, :6] = (self._slot_map[1] @ D).reshape(6, 6, n)
-        # temperature column
-        dT = 1e-6 * T
-        xt = x.copy()
-        xt[TEMP] = T + dT
-        J[:, TEMP] = (self.rhs(xt, cell) - f) / dT
-        # temperature row w.r.t. abundances
-        for m in range(6):
-            dy = 1e-7 * np.maximum(np.abs(y[m]), 1e-30)
-            yp = y.copy()
-            yp[m] = y[m] + dy
-            rp = r.copy()
-            for j, (reac, _, _) in enumerate(REACTIONS):
-                if m in reac:
-                    rp[j] = kn[j]
-                    for s in reac:
-                        rp[j] = rp[j] * yp[s]
-            J[TEMP, m] = (self._energy_rate(c, cell, yp, T, rp) - f[TEMP]) / dy
-        return f, J
+        return self._evaluate(x, cell, True)
+
+    def compiled_kernel(self):
+        """What the compiled solver (:mod:`thermoemu.solvers.compiled`) needs, or None where it
+        cannot run this network (exact coefficients): ``(table, thermalize, escape_code)`` with the
+        coefficient table laid out (grid point, column, power)."""
+        if self._table is None:
+            return None
+        if self._table_cells is None:
+            self._table_cells = np.ascontiguousarray(
+                self._table.reshape(4, N_COEFFICIENTS, -1).transpose(2, 1, 0))
+        return self._table_cells, bool(self.options.thermalization), self._escape_code
 
     def heating_cooling(self, x, cell):
         """Heating and cooling rates by process [erg cm^-3 s^-1] (cooling positive).
 
         Returns a dict with the cooling terms of :meth:`rhs`, ``chemical_heating`` (net, may be
         negative), ``continuum_tau`` (continuum optical depth over a Jeans length) and
-        ``heat_capacity`` [erg K^-1 per H nucleus].
+        ``heat_capacity`` [erg K^-1 per H nucleus]. Evaluated with the exact coefficients.
         """
-        y, T = x[:6], x[TEMP]
+        x = np.asarray(x, dtype=float)
+        T = x[TEMP]
         c = self.temperature_coefficients(T)
-        kn = self._rate_constants(c, cell, T)
-        r = self._reaction_rates(kn, y)
-        cool, tau = self._cooling_terms(c, cell, y, T)
-        out = dict(cool)
-        out["chemical_heating"] = self._chemical_heating(c, cell, y, r)
-        out["continuum_tau"] = tau
-        out["heat_capacity"] = self._heat_capacity(c, y)
+        dc = np.zeros_like(c)
+        p = kernel.cell_parameter_array(cell)
+        kn = np.empty((N_REACTIONS,) + T.shape)
+        dkn = np.empty_like(kn)
+        r = np.empty_like(kn)
+        kernel.rate_constants(c, dc, p, T, kn, dkn)
+        kernel.reaction_rates(kn, dkn, x, r, None, False)
+        terms = kernel.cooling_terms(x, c, p, self._escape_code)
+        names = ("h2_line", "lyman_alpha", "h_recombination", "h_free_free", "hminus_continuum", "cie")
+        out = dict(zip(names, terms[:6]))
+        fth = kernel.thermalization(x, c, p)[0] if self.options.thermalization else 1.0
+        out["chemical_heating"] = cell["n_H"] * (np.tensordot(kernel._PLAIN_HEAT, r, axes=1)
+                                                 + fth * np.tensordot(kernel._THERMALIZED_HEAT, r, axes=1))
+        out["continuum_tau"] = terms[7]
+        out["heat_capacity"] = (1.5 * K_BOLTZMANN * (x[H] + x[E] + x[HP] + x[HM] + x[H2P] + Y_HE)
+                                + c[_COL["cv_h2"]][0] * x[H2])
         return out
 
     def project(self, x):
