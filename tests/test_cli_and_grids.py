@@ -55,6 +55,14 @@ def test_cli_sample_integrate(tmp_path, capsys):
     res.close()
     assert main(["integrate", str(state), "--dt", "1e8 kg", "-o", str(out)]) == 2
     assert "dt has units kg" in capsys.readouterr().err
+    # both backends (and threads) give the same cells to well within the tolerance
+    other = tmp_path / "vectorized.nc"
+    assert main(["integrate", str(state), "--dt", "1e8s", "-o", str(other), "-q", "--backend", "vectorized"]) == 0
+    threaded = tmp_path / "threaded.nc"
+    assert main(["integrate", str(state), "--dt", "1e8s", "-o", str(threaded), "-q", "--threads", "2"]) == 0
+    with xr.open_dataset(out) as a, xr.open_dataset(other) as b, xr.open_dataset(threaded) as c:
+        np.testing.assert_allclose(a["abundance"], b["abundance"], rtol=1e-5, atol=1e-30)
+        np.testing.assert_array_equal(a["abundance"], c["abundance"])
 
 
 def test_cli_integrate_any_dims(tmp_path):

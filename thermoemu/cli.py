@@ -175,7 +175,7 @@ def _integrate(a):
     from .state import open_state
 
     ds = open_state(a.state, project=a.project)
-    settings = SolverSettings(step_control=a.step_control, rtol=a.rtol)
+    settings = SolverSettings(step_control=a.step_control, rtol=a.rtol, backend=a.backend, threads=a.threads)
     t0 = time.perf_counter()
     out = integrate_state(ds, a.dt, method=a.method, settings=settings, progress=not a.quiet)
     out = out.compute()
@@ -304,6 +304,9 @@ def build_parser():
     i.add_argument("--method", default="rosenbrock", choices=["rosenbrock", "Radau", "BDF"])
     i.add_argument("--step-control", default="error", choices=["error", "relative_change"])
     i.add_argument("--rtol", type=float, default=1e-4)
+    i.add_argument("--backend", default="auto", choices=["auto", "compiled", "vectorized"],
+                   help="rosenbrock: compiled (numba, per cell) or vectorized (numpy); auto: compiled where it runs")
+    i.add_argument("--threads", type=int, default=1, help="rosenbrock, compiled backend: threads (0: every core)")
     i.add_argument("--project", action="store_true", help="project abundances onto conservation first")
     i.add_argument("-q", "--quiet", action="store_true")
     i.set_defaults(func=_integrate)
