@@ -138,27 +138,10 @@ if numba is not None:
 
     @_njit
     def _evaluate_cells(x, p, table, thermalize, escape, f_out, J_out):
-        c = np.empty(table.shape[1])
-        dc = np.empty(table.shape[1])
-        kn = np.empty(18)
-        dkn = np.empty(18)
-        r = np.empty(18)
-        D = np.zeros((18, _N))
-        f = np.empty(_N)
-        J = np.empty((_N, _N))
-        xc = np.empty(_N)
-        pc = np.empty(p.shape[0])
         for cell in range(x.shape[1]):
-            for i in range(_N):
-                xc[i] = x[i, cell]
-            for i in range(p.shape[0]):
-                pc[i] = p[i, cell]
-            _kernel.table_coefficients(xc[_N - 1], table, c, dc)
-            _kernel.rhs_jacobian(xc, c, dc, pc, thermalize, escape, kn, dkn, r, D, f, J, True)
-            for i in range(_N):
-                f_out[i, cell] = f[i]
-                for j in range(_N):
-                    J_out[i, j, cell] = J[i, j]
+            f, J = _evaluate_one(x[:, cell].copy(), p[:, cell].copy(), table, thermalize, escape, True)
+            f_out[:, cell] = f
+            J_out[:, :, cell] = J
 
     @_njit
     def _integrate_cells(x0, p, dt, t_end, rtol, atol_abundance, atol_temperature, relative_mode,

@@ -218,27 +218,6 @@ class PrimordialNetwork:
         coeffs[0, :, -1] = v[-1]
         return coeffs.reshape(4 * ncol, n)
 
-    def _coefficients(self, T):
-        if self._table is None:
-            return self.temperature_coefficients(T)
-        table = self._table
-        with np.errstate(invalid="ignore", divide="ignore"):
-            u = (np.log10(T) - _TABLE_LOGT_MIN) * _TABLE_PER_DEX
-        bad = ~np.isfinite(u)  # T <= 0 or NaN in a trial stage: propagate NaN, never index garbage
-        u = np.clip(np.where(bad, 0.0, u), 0.0, table.shape[1] - 1.000001)
-        idx = u.astype(np.intp)
-        s = u - idx
-        a = np.take(table, idx, axis=1).reshape(4, N_COEFFICIENTS, -1)
-        out = a[3] * s
-        out += a[2]
-        out *= s
-        out += a[1]
-        out *= s
-        out += a[0]
-        if bad.any():
-            out[:, bad] = np.nan
-        return out
-
     # ------------------------------------------------------------------ per-cell constants
     def cell_parameters(self, n_H):
         """Constants of each cell during an integration at fixed n_H [cm^-3]."""
