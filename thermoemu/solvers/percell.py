@@ -30,7 +30,7 @@ def _cell_functions(network, cell_i):
     return fun, jac
 
 
-def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_abundance=1e-30,
+def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_abundance=1e-24,
                        atol_temperature=1e-8, progress=None):
     """Integrate each cell separately with ``scipy.integrate.solve_ivp``.
 
@@ -85,7 +85,7 @@ def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_ab
 
 
 def crossing_times_per_cell(network, x0, cell, horizon, eps=0.1, method="Radau", rtol=1e-8,
-                            atol_abundance=1e-30, atol_temperature=1e-8):
+                            atol_abundance=1e-24, atol_temperature=1e-8):
     """First time each variable's relative change reaches ``eps``, per cell, with scipy events.
 
     The reference for the timescales tau_eps that
