@@ -88,8 +88,8 @@ class SolverSettings:
     backend : {"auto", "compiled", "vectorized"}
         ``"compiled"``: each cell's substep loop in numba-compiled code
         (:mod:`thermoemu.solvers.compiled`; same method and step control, agrees to round-off);
-        ``"vectorized"``: all cells together in numpy operations (also what runs on cupy arrays
-        and for networks without a compiled kernel); ``"auto"`` (default): compiled where it can
+        ``"vectorized"``: all cells together in numpy operations (what runs networks without a
+        compiled kernel; not yet run on cupy arrays); ``"auto"`` (default): compiled where it can
         run, vectorized otherwise. See :meth:`resolved_backend`.
     """
 
