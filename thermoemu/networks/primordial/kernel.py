@@ -1,7 +1,8 @@
 """Right-hand side and analytic Jacobian of the primordial network, written once for two executions.
 
-Every function here is plain Python over "cell values": called with numpy (or cupy) arrays whose
-trailing axis runs over cells, it is the vectorized network that :class:`PrimordialNetwork` uses;
+Every function here is plain Python over "cell values": called with numpy arrays whose trailing
+axis runs over cells (array-generic calls only, so cupy arrays in principle; not yet run on a GPU),
+it is the vectorized network that :class:`PrimordialNetwork` uses;
 called from numba-compiled code (:mod:`thermoemu.solvers.compiled`) with scalars, it is compiled
 per cell (``numba.extending.register_jitable``). Where the two need different code (a branch, the
 stoichiometric sums) a small helper has a numpy body and a numba overload.
