@@ -113,3 +113,44 @@ def test_threads_give_the_same_result(network):
     assert sorted(seen) == [(50, 150), (100, 150), (150, 150)]
     with pytest.raises(ValueError, match="threads must be an integer >= 0"):
         SolverSettings(threads=-1)
+
+
+def test_a_subclass_overriding_the_rhs_runs_vectorized():
+    """The compiled kernel cannot see an override (here a constant heating term), so such a
+    network says it has no kernel and the solver, and the per-cell scipy mode, use its methods."""
+    from thermoemu.solvers.percell import integrate_per_cell
+
+    class Heated(PrimordialNetwork):
+        def _evaluate(self, x, cell, jacobian):
+            f, J = super()._evaluate(x, cell, jacobian)
+            f[6] += 1e-6  # K s^-1
+            return f, J
+
+    heated, plain = Heated(), PrimordialNetwork()
+    n_H, x = region_states(1, 4, seed=94)
+    dt = free_fall_time(n_H)
+    assert heated.compiled_kernel() is None and not compiled.supports(heated, x)
+    assert SolverSettings().resolved_backend(heated, x) == "vectorized"
+    hot = integrate(heated, x, heated.cell_parameters(n_H), dt)
+    cold = integrate(plain, x, plain.cell_parameters(n_H), dt)
+    assert (hot.x[6] > 1.2 * cold.x[6]).all()  # 1e-6 K/s over t_ff ~ 1e12-1e14 s: hotter everywhere
+    ref = integrate_per_cell(heated, x[:, :1], heated.cell_parameters(n_H[:1]), dt[:1], method="BDF", rtol=1e-6)
+    assert abs(np.log10(ref.x[6, 0] / hot.x[6, 0])) < 0.01
+
+
+@pytest.mark.parametrize("backend", ["compiled", "vectorized"])
+def test_a_non_finite_start_is_flagged_at_once(network, backend):
+    n_H, x = region_states(1, 5, seed=95)
+    x[6, 0] = np.nan
+    x[6, 1] = 0.0
+    x[6, 2] = -5.0
+    x[3, 3] = np.nan
+    res = integrate(network, x, network.cell_parameters(n_H), 1e10, SolverSettings(backend=backend))
+    np.testing.assert_array_equal(res.status, [3, 3, 3, 3, 0])
+    np.testing.assert_array_equal(res.success, [False, False, False, False, True])
+    assert (res.rejected[:4] <= 2).all()  # not spun to max_substeps
+
+
+def test_the_cache_digest_covers_every_included_source():
+    names = {p.name for p in compiled._sources()}
+    assert {"compiled.py", "kernel.py", "layout.py", "rates.py", "thermo.py", "constants.py"} <= names

@@ -43,7 +43,8 @@ def available():
 
 
 def supports(network, x0):
-    """True where the compiled backend can integrate ``network`` on ``x0`` (numpy, a kernel)."""
+    """True where the compiled backend can integrate ``network`` on ``x0`` (numpy, and a network
+    whose ``compiled_kernel()`` is not None: it says None where its methods are not the kernel's)."""
     if numba is None or not isinstance(x0, np.ndarray):
         return False
     getter = getattr(network, "compiled_kernel", None)
@@ -51,14 +52,20 @@ def supports(network, x0):
 
 
 def _sources():
-    here = Path(__file__).resolve()
-    primordial = here.parent.parent / "networks" / "primordial"
-    return [here, primordial / "kernel.py", primordial / "layout.py", primordial / "rates.py",
-            here.parent.parent / "constants.py"]
+    """Every source file whose code or constants the compiled functions include."""
+    from .. import constants
+    from ..networks.primordial import kernel, layout, rates, thermo
+
+    return [Path(__file__).resolve()] + [Path(m.__file__).resolve() for m in (kernel, layout, rates, thermo, constants)]
 
 
 def _drop_stale_cache(sources=None, cache_dir=None):
-    """Remove numba's cache files of this module when any included source changed since."""
+    """Remove numba's cache files of this module when any included source changed since.
+
+    ``cache_dir`` is where numba keeps them (the dispatchers' own cache path: ``__pycache__``
+    next to this file, ``NUMBA_CACHE_DIR``, or a user-wide folder when the package is read-only);
+    the digest stamp lives there too.
+    """
     try:
         digest = hashlib.sha256(b"".join(p.read_bytes() for p in (sources or _sources()))).hexdigest()
         cache_dir = Path(cache_dir or Path(__file__).resolve().parent / "__pycache__")
@@ -67,14 +74,13 @@ def _drop_stale_cache(sources=None, cache_dir=None):
             return
         for stale in cache_dir.glob("compiled.*.nb[ic]"):
             stale.unlink(missing_ok=True)
-        cache_dir.mkdir(exist_ok=True)
+        cache_dir.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest)
-    except OSError:  # read-only install: numba caches elsewhere and sources do not change
+    except OSError:  # an unwritable cache folder: numba does not cache there either
         pass
 
 
 if numba is not None:
-    _drop_stale_cache()
     from ..networks.primordial import kernel as _kernel
 
     _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
@@ -323,8 +329,8 @@ if numba is not None:
                     if too_many:
                         code = 1
                         break
-                    if not (h == h):  # NaN step (non-finite start): counts as underflow
-                        code = 2
+                    if not (h == h):  # NaN step: a non-finite start state (as the vectorized loop)
+                        code = 3
                         break
             if not (t >= dt_c * (1.0 - 1e-12)):  # failed before dt: the last accepted state
                 for i in range(_N):
@@ -343,6 +349,10 @@ if numba is not None:
             steps[cell] = n_acc
             rejected[cell] = n_rej
             time_reached[cell] = min(t, end)
+
+
+if numba is not None:  # before any first call: where numba looks for the cache is known now
+    _drop_stale_cache(cache_dir=_integrate_cells._cache._cache_path)
 
 
 def integrate_chunk(network, x0, cell, dt, t_end, rtol, settings, eps=None):

@@ -313,8 +313,13 @@ class PrimordialNetwork:
     def compiled_kernel(self):
         """What the compiled solver (:mod:`thermoemu.solvers.compiled`) needs, or None where it
         cannot run this network (exact coefficients): ``(table, thermalize, escape_code)`` with the
-        coefficient table laid out (grid point, column, power)."""
+        coefficient table laid out (grid point, column, power). Also None for a subclass that
+        overrides ``rhs``, ``jacobian`` or ``rhs_and_jacobian`` (e.g. to add a heating term): the
+        compiled kernel would not see the override, so such a network runs vectorized."""
         if self._table is None:
+            return None
+        if any(getattr(type(self), name) is not getattr(PrimordialNetwork, name)
+               for name in ("rhs", "jacobian", "rhs_and_jacobian", "_evaluate")):
             return None
         if self._table_cells is None:
             self._table_cells = np.ascontiguousarray(
