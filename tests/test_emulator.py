@@ -122,6 +122,24 @@ def test_modified_weights_are_refused(tiny_model, tmp_path):
         load_model_set(out, network=default_network())
 
 
+def test_cli_evaluate_finds_catalogs_by_name_template(tiny_model, small_catalog, tmp_path):
+    """`thermoemu evaluate --catalog-name` picks catalogs named other than popiii-r{region}."""
+    from thermoemu.cli import main
+    (tmp_path / "cats").mkdir()
+    (tmp_path / "cats" / "emu-r1-600").symlink_to(small_catalog[1], target_is_directory=True)
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--model", str(tiny_model[0]), "--catalogs", str(tmp_path / "cats"),
+                 "--catalog-name", "emu-r{region}-600", "--skip-fixed-density", "-o", str(out)]) == 0
+    table = xr.open_dataset(out / "table2.nc")
+    assert int(table["samples"].sel(region=1)) > 0
+    assert 0 < float(table["fraction_below"].sel(variable="temperature", region=1, threshold=0.10)) <= 1
+    # no template field, or nothing under that name: a clear failure, not an empty table
+    assert main(["evaluate", "--model", str(tiny_model[0]), "--catalogs", str(tmp_path / "cats"),
+                 "--catalog-name", "emu-r1-600", "--skip-fixed-density", "-o", str(out)]) == 2
+    assert main(["evaluate", "--model", str(tiny_model[0]), "--catalogs", str(tmp_path / "cats"),
+                 "--skip-fixed-density", "-o", str(out)]) == 2
+
+
 def test_missing_model_folder(tmp_path):
     with pytest.raises(ArtifactError, match="manifest.json not found"):
         Emulator(tmp_path)

@@ -146,10 +146,13 @@ def _evaluate(a):
     from .evaluate import accuracy_table, collapse_comparison, fixed_density_test, format_table2, write_outputs
 
     emulator = Emulator(a.model)
-    catalogs = {r: Path(a.catalogs) / f"popiii-r{r}" for r in emulator.regions
-                if (Path(a.catalogs) / f"popiii-r{r}" / "index.json").is_file()}
+    if "{region}" not in a.catalog_name:
+        raise ValueError(f"--catalog-name = {a.catalog_name!r} must contain '{{region}}' (e.g. popiii-r{{region}}-1000000)")
+    catalogs = {r: Path(a.catalogs) / a.catalog_name.format(region=r) for r in emulator.regions
+                if (Path(a.catalogs) / a.catalog_name.format(region=r) / "index.json").is_file()}
     if not catalogs:
-        raise FileNotFoundError(f"no built catalogs popiii-r0..4 under {a.catalogs} (build them with thermoemu build)")
+        raise FileNotFoundError(f"no built catalogs {a.catalog_name.format(region='0..4')} under {a.catalogs} "
+                                "(build them with thermoemu build)")
     table = accuracy_table(emulator, catalogs, split="test")
     print(format_table2(table))
     fixed = None if a.skip_fixed_density else fixed_density_test(emulator)
@@ -354,6 +357,9 @@ def build_parser():
     e = sub.add_parser("evaluate", help="OS25 Table 2, fixed-density iteration test, collapse comparison")
     e.add_argument("--model", default="default", help="model folder or 'default'")
     e.add_argument("--catalogs", default="catalogs/built", help="folder holding popiii-r0 .. popiii-r4")
+    e.add_argument("--catalog-name", default="popiii-r{region}",
+                   help="catalog folder name under --catalogs, with {region} for the region number "
+                        "(e.g. popiii-r{region}-1000000); test splits agree across sizes (hash of the sample id)")
     e.add_argument("-o", "--out", default="results/evaluate", help="output folder (tables, netCDF, plots)")
     e.add_argument("--collapse", default=None, metavar="F1,F2,...", help="also compare collapses at these dt/t_ff")
     e.add_argument("--skip-fixed-density", action="store_true")
