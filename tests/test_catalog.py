@@ -187,6 +187,16 @@ def test_killed_build_resumes_from_the_command_line(clean_build, small_spec, tmp
         {k: clean[k] for k in ("shard-00000.nc", "shard-00001.nc")}
 
 
+def test_rerun_of_a_complete_build_changes_nothing(clean_build, small_spec):
+    """A complete catalog re-run starts no cluster and keeps its index, build record included."""
+    out, _ = clean_build
+    before = (out / "index.json").read_bytes()
+    shards = _shard_checksums(out)
+    index = build_catalog(small_spec, out, n_workers=1, progress=False)
+    assert (out / "index.json").read_bytes() == before  # a new cluster would have changed its address
+    assert index == json.loads(before) and _shard_checksums(out) == shards
+
+
 def test_other_spec_in_the_same_folder_is_refused(clean_build, small_spec, dask_client):
     out, _ = clean_build
     raw = copy.deepcopy(small_spec.raw)

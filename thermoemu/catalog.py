@@ -313,6 +313,15 @@ def build_catalog(spec, out, *, samples=None, client=None, n_workers=None, sched
     for stale in out.glob("*.part"):
         stale.unlink()
     keep, todo = plan_build(spec, out)
+    previous = _read_index(out)
+    if not todo and previous is not None and previous.get("complete") and \
+            sorted(e["shard"] for e in previous.get("shards", [])) == sorted(keep):
+        # nothing to do: no cluster, and the index (with its build record) is left as it is
+        if progress:
+            sys.stderr.write(f"{spec.name}: all {len(keep)} shards already built\n")
+        return previous
+    # wall time of earlier runs of a resumed build (shards they finished are kept)
+    earlier_wall = float(previous.get("build_wall_s") or 0.0) if previous is not None and keep else 0.0
     own = client is None
     cluster = None
     if own:
@@ -357,7 +366,7 @@ def build_catalog(spec, out, *, samples=None, client=None, n_workers=None, sched
             if cluster is not None:
                 cluster.close()
     index = _index(spec, shards, complete=not errors, client_info=info)
-    index["build_wall_s"] = time.perf_counter() - t0
+    index["build_wall_s"] = earlier_wall + time.perf_counter() - t0
     _write_index(out, index)
     if errors:
         lines = "; ".join(f"shard {s}: {e}" for s, e in errors)
