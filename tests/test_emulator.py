@@ -275,3 +275,17 @@ def test_default_models_single_step_accuracy(region):
     assert emu["success"].all()
     dlog = np.abs(np.log10(emu["temperature"] / ref["temperature"]))
     assert float(dlog.median()) < 0.05
+
+
+def test_collapse_deviation_by_region():
+    """The per-region maxima of |d log10 T| split the whole-track one at the OS25 Table 1 edges."""
+    from thermoemu.evaluate import max_log_deviation, max_log_deviation_by_region
+    n = np.logspace(-2.3, 18, 400)
+    ref = xr.Dataset({"n_H": ("step", n), "temperature": ("step", np.full(n.size, 300.0))})
+    offset = np.where((n > 1e9) & (n < 1e11), 0.3, 0.0) + np.where(n > 1e16, 0.05, 0.0)
+    track = ref.assign(temperature=("step", 300.0 * 10 ** offset))
+    by_region = max_log_deviation_by_region(track, ref)
+    assert sorted(by_region) == [0, 1, 2, 3, 4]
+    assert by_region[2] == pytest.approx(0.3) and by_region[4] == pytest.approx(0.05, abs=1e-3)
+    assert by_region[0] == by_region[3] == 0.0
+    assert max(by_region.values()) == max_log_deviation(track, ref)

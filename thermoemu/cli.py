@@ -56,7 +56,8 @@ def _collapse_emulator(a):
     for row in summary:
         print(f"dt = {row['step_fraction']:g} t_ff, {row['update']:9s} update: max |d log10 T| = "
               f"{row['max_dlogT']:.4f} dex over {row['steps']} steps ({row['reference_fallback_steps']} by the "
-              f"reference fallback); {row['wall_s']:.1f} s (reference {row['reference_wall_s']:.1f} s)")
+              f"reference fallback); {row['wall_s']:.1f} s (reference {row['reference_wall_s']:.1f} s); by region "
+              + ", ".join(f"R{r} {v:.3f}" for r, v in row["max_dlogT_by_region"].items()))
     print(f"wrote tracks and collapse_emulator.png/json to {out}" + (f" and {a.plot}" if a.plot else ""))
     return 0
 

@@ -153,15 +153,34 @@ def fixed_density_test(emulator: Emulator, *, n_H=1e3, temperature=300.0, dt0=4.
     return out
 
 
-def max_log_deviation(track, reference, variable="temperature"):
-    """max |log10 track - log10 reference| over the reference's n_H range (interpolated in log n_H)."""
+def _log_deviation(track, reference, variable):
+    """(log10 n_H grid, |log10 track - log10 reference|) on 2000 points of the common n_H range."""
     ln_ref = np.log10(reference["n_H"].values)
     ln = np.log10(track["n_H"].values)
     lo, hi = max(ln_ref[0], ln[0]), min(ln_ref[-1], ln[-1])
     grid = np.linspace(lo, hi, 2000)
     a = np.interp(grid, ln, np.log10(track[variable].values))
     b = np.interp(grid, ln_ref, np.log10(reference[variable].values))
-    return float(np.max(np.abs(a - b)))
+    return grid, np.abs(a - b)
+
+
+def max_log_deviation(track, reference, variable="temperature"):
+    """max |log10 track - log10 reference| over the reference's n_H range (interpolated in log n_H)."""
+    return float(np.max(_log_deviation(track, reference, variable)[1]))
+
+
+def max_log_deviation_by_region(track, reference, variable="temperature"):
+    """The same maximum per density region (OS25 Table 1 edges 1e4, 1e8, 1e12, 1e15 cm^-3).
+
+    Returns
+    -------
+    dict
+        region number -> max |d log10| [dex], for the regions the common n_H range reaches.
+    """
+    from .sampling import region_of
+    grid, dev = _log_deviation(track, reference, variable)
+    regions = region_of(10.0 ** grid)
+    return {int(r): float(dev[regions == r].max()) for r in np.unique(regions)}
 
 
 def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_end=1e18, progress=False):
@@ -171,7 +190,8 @@ def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_e
     -------
     dict
         ``{fraction: {"reference": ds, "timescale": ds, "plain": ds}}`` plus, per fraction and
-        update, ``max_dlogT`` (dex) and ``wall_s`` in ``summary``.
+        update, ``max_dlogT`` (dex; also per density region in ``max_dlogT_by_region``) and
+        ``wall_s`` in ``summary``.
     """
     tracks, summary = {}, []
     for f in fractions:
@@ -186,6 +206,7 @@ def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_e
             ds = tracks[f][method]
             summary.append({"step_fraction": f, "update": method,
                             "max_dlogT": max_log_deviation(ds, tracks[f]["reference"]),
+                            "max_dlogT_by_region": max_log_deviation_by_region(ds, tracks[f]["reference"]),
                             "reference_fallback_steps": int(np.isin(ds["substeps"].values[1:], (2, 4)).sum()),
                             "steps": int(ds.sizes["step"] - 1),
                             "wall_s": round(ds.attrs["wall_time_s"], 2),
