@@ -153,7 +153,12 @@ def plot_nuclear_evaluation(ds, path=None):
         ax.set_ylabel(f"normalized error, {label}")
         ax.legend(fontsize="small")
         ax = axes[r, 1]
-        ax.loglog(dt, ds["improvement"].sel(metric=key), "k-o", ms=3)
+        improvement = ds["improvement"].sel(metric=key).values
+        if (np.isfinite(improvement) & (improvement > 0)).any():
+            ax.loglog(dt, improvement, "k-o", ms=3)
+        else:  # e.g. both errors zero (a model tested against itself): no log axis to draw on
+            ax.semilogx(dt, np.nan_to_num(improvement, nan=0.0, posinf=0.0), "k-o", ms=3)
+            ax.text(0.5, 0.5, "no finite positive improvement", transform=ax.transAxes, ha="center")
         ax.axhline(1.0, color="gray", lw=0.8)
         ax.set_ylabel(f"improvement ({label})")
     for ax in axes[-1]:
