@@ -13,6 +13,7 @@ results/emulator-data-scaling/{table.md,scaling.json} and the model to results/e
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -20,10 +21,10 @@ from thermoemu.catalog import build_catalog
 from thermoemu.catalog_spec import load_spec
 from thermoemu.emulator import Emulator
 from thermoemu.evaluate import accuracy_table
-from thermoemu.models import NetConfig, TrainSettings, train_region
+from thermoemu.models import TrainSettings, train_region
 
-ROOT = Path(__file__).resolve().parent.parent
-PREDICTOR = NetConfig(kind="fused", layers=6, width=96, latent=48)  # as scripts/train_default_models.py
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_default_models import PREDICTOR, ROOT, catalog_folder  # noqa: E402  the shipped layout and folders
 
 
 def main(argv=None):
@@ -38,7 +39,7 @@ def main(argv=None):
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = load_spec(f"popiii-r{a.region}")
-    catalog = ROOT / "catalogs" / "built" / f"popiii-r{a.region}-{a.samples}"
+    catalog = catalog_folder(a.region, a.samples)
     t0 = time.perf_counter()
     build_catalog(spec, catalog, samples=a.samples, n_workers=a.workers)
     t_build = time.perf_counter() - t0
@@ -47,16 +48,17 @@ def main(argv=None):
                          settings=TrainSettings(max_epochs=a.max_epochs, max_minutes=a.max_minutes, threads=1),
                          checkpoint_dir=out / "checkpoints")
     t_train = time.perf_counter() - t0
-    rows = {}
-    for label, folder in (("shipped (9e4 samples)", "default"), (f"{a.samples:.0e} samples", out / "model")):
-        table = accuracy_table(Emulator(folder), {a.region: catalog})
-        rows[label] = {v: [float(table["fraction_below"].sel(variable=v, region=a.region, threshold=t))
-                           for t in (0.05, 0.10)] for v in table["variable"].values.tolist()}
-        seed = {v: [float(table["seed"].sel(variable=v, region=a.region, threshold=t)) for t in (0.05, 0.10)]
+    def fractions(table, key):
+        return {v: [float(table[key].sel(variable=v, region=a.region, threshold=t)) for t in (0.05, 0.10)]
                 for v in table["variable"].values.tolist()}
-        samples = int(table["samples"].sel(region=a.region))
-    rows["OS25 (5.12e8 samples, GPU)"] = seed
-    names = list(seed)
+
+    tables = {label: accuracy_table(Emulator(folder), {a.region: catalog})
+              for label, folder in (("shipped (9e4 samples)", "default"), (f"{a.samples:.0e} samples", out / "model"))}
+    rows = {label: fractions(table, "fraction_below") for label, table in tables.items()}
+    any_table = next(iter(tables.values()))
+    rows["OS25 (5.12e8 samples, GPU)"] = fractions(any_table, "seed")
+    samples = int(any_table["samples"].sel(region=a.region))
+    names = list(rows["OS25 (5.12e8 samples, GPU)"])
     lines = [f"Region {a.region}, test split of {catalog.name} ({samples} samples): fraction below 5 % / 10 %", "",
              "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, r in rows.items():
@@ -64,8 +66,7 @@ def main(argv=None):
     text = "\n".join(lines)
     print(text)
     info = {"region": a.region, "samples": a.samples, "build_s": round(t_build, 1), "train_s": round(t_train, 1),
-            "predictor": PREDICTOR.__dict__ if hasattr(PREDICTOR, "__dict__") else str(PREDICTOR),
-            "training": model.training if hasattr(model, "training") else None, "rows": rows}
+            "predictor": PREDICTOR.to_dict(), "parameters": model.n_parameters(), "rows": rows}
     (out / "table.md").write_text(text + "\n")
     (out / "scaling.json").write_text(json.dumps(info, indent=2, default=str))
     print(f"catalog {t_build:.0f} s, training {t_train:.0f} s; wrote {out}")

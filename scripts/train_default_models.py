@@ -26,6 +26,12 @@ PREDICTOR = NetConfig(kind="fused", layers=6, width=96, latent=48)
 TIMESCALE = NetConfig(kind="dgm", layers=4, width=64)
 
 
+def catalog_folder(region, samples):
+    """catalogs/built/popiii-r{region}-{samples}; the 1e5-sample catalogs keep catalogs/built/popiii-r{region}."""
+    name = f"popiii-r{region}" if samples == 100_000 else f"popiii-r{region}-{samples}"
+    return ROOT / "catalogs" / "built" / name
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regions", default="0,1,2,3,4")
@@ -39,8 +45,7 @@ def main(argv=None):
     timings = {}
     for r in (int(x) for x in a.regions.split(",")):
         spec = load_spec(f"popiii-r{r}")
-        name = f"popiii-r{r}" if a.samples == 100_000 else f"popiii-r{r}-{a.samples}"
-        catalog = ROOT / "catalogs" / "built" / name
+        catalog = catalog_folder(r, a.samples)
         t0 = time.perf_counter()
         build_catalog(spec, catalog, samples=a.samples, n_workers=a.workers)  # resumes; no-op when complete
         t1 = time.perf_counter()

@@ -137,6 +137,8 @@ def test_cli_evaluate_finds_catalogs_by_name_template(tiny_model, small_catalog,
     assert main(["evaluate", "--model", str(tiny_model[0]), "--catalogs", str(tmp_path / "cats"),
                  "--catalog-name", "emu-r1-600", "--skip-fixed-density", "-o", str(out)]) == 2
     assert main(["evaluate", "--model", str(tiny_model[0]), "--catalogs", str(tmp_path / "cats"),
+                 "--catalog-name", "emu-r{region}-{size}", "--skip-fixed-density", "-o", str(out)]) == 2
+    assert main(["evaluate", "--model", str(tiny_model[0]), "--catalogs", str(tmp_path / "cats"),
                  "--skip-fixed-density", "-o", str(out)]) == 2
 
 

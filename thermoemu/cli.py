@@ -147,10 +147,14 @@ def _evaluate(a):
     from .evaluate import accuracy_table, collapse_comparison, fixed_density_test, format_table2, write_outputs
 
     emulator = Emulator(a.model)
-    if "{region}" not in a.catalog_name:
-        raise ValueError(f"--catalog-name = {a.catalog_name!r} must contain '{{region}}' (e.g. popiii-r{{region}}-1000000)")
-    catalogs = {r: Path(a.catalogs) / a.catalog_name.format(region=r) for r in emulator.regions
-                if (Path(a.catalogs) / a.catalog_name.format(region=r) / "index.json").is_file()}
+    try:
+        if "{region}" not in a.catalog_name:
+            raise KeyError("region")
+        folders = {r: Path(a.catalogs) / a.catalog_name.format(region=r) for r in emulator.regions}
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(f"--catalog-name = {a.catalog_name!r} must contain '{{region}}' and no other field "
+                         "(e.g. popiii-r{region}-1000000)") from None
+    catalogs = {r: path for r, path in folders.items() if (path / "index.json").is_file()}
     if not catalogs:
         raise FileNotFoundError(f"no built catalogs {a.catalog_name.format(region='0..4')} under {a.catalogs} "
                                 "(build them with thermoemu build)")

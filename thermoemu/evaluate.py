@@ -22,6 +22,7 @@ from .models.features import VARIABLES, log_state
 from .models.training import load_catalog_arrays, relative_error_fractions
 from .onezone import collapse, emulator_stepper
 from .reference import default_network
+from .sampling import region_of
 from .solvers.rosenbrock import SolverSettings, integrate
 
 __all__ = ["SEED_TABLE2", "accuracy_table", "fixed_density_test", "collapse_comparison", "max_log_deviation"]
@@ -177,7 +178,6 @@ def max_log_deviation_by_region(track, reference, variable="temperature"):
     dict
         region number -> max |d log10| [dex], for the regions the common n_H range reaches.
     """
-    from .sampling import region_of
     grid, dev = _log_deviation(track, reference, variable)
     regions = region_of(10.0 ** grid)
     return {int(r): float(dev[regions == r].max()) for r in np.unique(regions)}
