@@ -37,7 +37,10 @@ def main(argv=None):
     p.add_argument("--regions", default="0,1,2,3,4")
     p.add_argument("--samples", type=int, default=1_000_000, help="catalog size per region")
     p.add_argument("--workers", type=int, default=2, help="dask workers for catalog builds")
-    p.add_argument("--max-minutes", type=float, default=20.0, help="training budget per network")
+    p.add_argument("--max-minutes", type=float, default=20.0,
+                   help="training budget per network, summed over runs: a larger one resumes the checkpoints")
+    p.add_argument("--timescale-max-minutes", type=float, default=None,
+                   help="budget of the DGM timescale nets (default: --max-minutes)")
     p.add_argument("--max-epochs", type=int, default=300)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=str(default_model_dir()))
@@ -50,7 +53,8 @@ def main(argv=None):
         build_catalog(spec, catalog, samples=a.samples, n_workers=a.workers)  # resumes; no-op when complete
         t1 = time.perf_counter()
         train_region(spec, catalog, a.out, predictor=PREDICTOR, timescale=TIMESCALE,
-                     settings=TrainSettings(max_epochs=a.max_epochs, max_minutes=a.max_minutes, threads=a.threads),
+                     settings=TrainSettings(max_epochs=a.max_epochs, max_minutes=a.max_minutes,
+                                            timescale_max_minutes=a.timescale_max_minutes, threads=a.threads),
                      checkpoint_dir=ROOT / "results" / f"train-checkpoints-{a.samples}")
         timings[r] = {"catalog_s": round(t1 - t0, 1), "train_s": round(time.perf_counter() - t1, 1)}
         print(f"region {r}: catalog {timings[r]['catalog_s']} s, training {timings[r]['train_s']} s", flush=True)

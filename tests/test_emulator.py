@@ -82,6 +82,29 @@ def _copy(src, dst):
     return dst
 
 
+def test_timescale_budget_is_separate_and_a_spent_budget_trains_no_more(small_catalog, tmp_path):
+    spec, catalog = small_catalog
+    kw = dict(predictor=TINY_PREDICTOR, timescale=TINY_DGM, progress=False, checkpoint_dir=tmp_path / "ck")
+    # a budget of ~0 s for the DGM: one epoch (the budget is checked after each epoch), the predictor 4
+    train_region(spec, catalog, tmp_path / "a", **kw,
+                 settings=TrainSettings(max_epochs=4, batch_size=128, threads=1, timescale_max_minutes=1e-9))
+    first = json.loads((tmp_path / "a" / "manifest.json").read_text())["regions"]["1"]["training"]
+    assert (len(first["predictor_history"]), len(first["timescale_history"])) == (4, 1)
+    # resumed with more epochs: the predictor goes on, the DGM's spent budget trains no further epoch
+    train_region(spec, catalog, tmp_path / "a", **kw,
+                 settings=TrainSettings(max_epochs=6, batch_size=128, threads=1, timescale_max_minutes=1e-9))
+    second = json.loads((tmp_path / "a" / "manifest.json").read_text())["regions"]["1"]["training"]
+    assert (len(second["predictor_history"]), len(second["timescale_history"])) == (6, 1)
+    assert second["timescale_history"] == first["timescale_history"]
+
+
+@pytest.mark.parametrize("name", ["max_minutes", "timescale_max_minutes"])
+def test_training_budget_must_be_positive(name):
+    with pytest.raises(ValueError, match=rf"TrainSettings.{name} = 0 minutes; must be > 0 or None"):
+        TrainSettings(**{name: 0})
+
+
+
 def test_pickled_weights_are_refused(tiny_model, tmp_path):
     out = _copy(tiny_model[0], tmp_path / "m")
     weights = out / "region1.safetensors"

@@ -77,7 +77,8 @@ def _train(a):
     predictor = NetConfig(kind=a.kind, layers=a.layers, width=a.width, latent=a.latent)
     timescale = None if a.no_timescale else NetConfig(kind="dgm", layers=a.dgm_layers, width=a.dgm_width)
     settings = TrainSettings(max_epochs=a.max_epochs, batch_size=a.batch_size, patience=a.patience,
-                             max_minutes=a.max_minutes, seed=a.seed, device=a.device, threads=a.threads)
+                             max_minutes=a.max_minutes, timescale_max_minutes=a.timescale_max_minutes,
+                             seed=a.seed, device=a.device, threads=a.threads)
     t0 = time.perf_counter()
     model = train_region(a.spec, a.catalog, a.out, predictor=predictor, timescale=timescale, settings=settings,
                          checkpoint_dir=a.checkpoints, progress=not a.quiet)
@@ -351,7 +352,10 @@ def build_parser():
     t.add_argument("--max-epochs", type=int, default=300)
     t.add_argument("--batch-size", type=int, default=1024)
     t.add_argument("--patience", type=int, default=25)
-    t.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per network")
+    t.add_argument("--max-minutes", type=float, default=None,
+                   help="wall-clock budget per network, summed over resumed runs")
+    t.add_argument("--timescale-max-minutes", type=float, default=None,
+                   help="budget of the DGM timescale net (default: --max-minutes)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     t.add_argument("--threads", type=int, default=None)

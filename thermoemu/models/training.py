@@ -14,7 +14,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +54,11 @@ class TrainSettings:
         Regularisation of the DGM net (OS25: 1e-6, 1e-7).
     seed : int
     max_minutes : float or None
-        Wall-clock budget per network; training stops (keeping the best weights) when spent.
+        Wall-clock budget per network; training stops (keeping the best weights) when spent. The
+        budget counts all runs of a network: resuming a checkpoint with a larger budget trains on
+        for the difference.
+    timescale_max_minutes : float or None
+        Budget of the timescale (DGM) net; ``None``: the same as ``max_minutes``.
     device : str or None
         ``None``: CUDA if available, else CPU.
     threads : int or None
@@ -74,6 +78,7 @@ class TrainSettings:
     l2_timescale: float = 1e-7
     seed: int = 0
     max_minutes: float | None = None
+    timescale_max_minutes: float | None = None
     device: str | None = None
     threads: int | None = None
 
@@ -85,6 +90,9 @@ class TrainSettings:
             raise ValueError(f"TrainSettings.lr = {self.lr!r}; must be in (0, 1)")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"TrainSettings.lr_factor = {self.lr_factor!r}; must be in (0, 1)")
+        for name in ("max_minutes", "timescale_max_minutes"):
+            if getattr(self, name) is not None and not getattr(self, name) > 0:
+                raise ValueError(f"TrainSettings.{name} = {getattr(self, name)!r} minutes; must be > 0 or None")
 
 
 @dataclass
@@ -188,7 +196,10 @@ def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, pro
     n = len(train[0])
     t_start = time.perf_counter() - state["wall_s"]
     stale = state["epoch"] - 1 - state["best_epoch"]
+    budget_s = None if settings.max_minutes is None else 60 * settings.max_minutes
     while state["epoch"] < settings.max_epochs and stale < settings.patience:
+        if budget_s is not None and state["wall_s"] > budget_s:  # a resumed run whose budget is spent
+            break
         module.train()
         perm = torch.randperm(n, generator=gen).to(device)
         total = 0.0
@@ -219,8 +230,6 @@ def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, pro
                              f"  best {state['best']:.4g}  lr {opt.param_groups[0]['lr']:.1e}  "
                              f"{state['wall_s']:.0f} s   ")
             sys.stderr.flush()
-        if settings.max_minutes is not None and state["wall_s"] > 60 * settings.max_minutes:
-            break
     if progress:
         sys.stderr.write("\n")
     module.load_state_dict(best_weights)
@@ -325,10 +334,12 @@ def train_region(spec, catalog_dir, out, *, predictor=NetConfig(kind="fused"), t
                   f"region {region} {predictor.kind}", progress)
     tstate = None
     if timescale is not None:
+        tsettings = settings if settings.timescale_max_minutes is None else replace(
+            settings, max_minutes=settings.timescale_max_minutes)
         tstate = _fit(model.timescale_net, model.timescale_net,
                       (tensor(tscale.scale_x(xb)), tensor(tscale.scale_y(yt))),
                       (tensor(tscale.scale_x(vxb)), tensor(tscale.scale_y(vyt))),
-                      settings.l1_timescale, settings.l2_timescale, settings,
+                      settings.l1_timescale, settings.l2_timescale, tsettings,
                       checkpoint_dir / _checkpoint_name(region, timescale), f"region {region} dgm", progress)
     model.eval()
     # accuracy on the validation split (the test split is kept for `thermoemu evaluate`)

@@ -50,14 +50,11 @@ def _burn_one(net: NuclearNetwork, rho, T, X0, times, rtol, atol, method):
     """Burn one cell; results at each of the increasing ``times`` [s] (all > 0)."""
     Y0 = X0 / net.A
     n = Y0.size
-    rhs, jac = net.rhs, net.jacobian
+    rhs_nu, jac = net.rhs_with_neutrino, net.jacobian
     nu_rate = net.module.neutrino_loss_rate
 
-    def f(t, z):
-        out = np.empty(n + 1)
-        out[:n] = rhs(t, z[:n], rho, T)
-        out[n] = nu_rate(z[:n], rho, T)
-        return out
+    def f(t, z):  # dY/dt and dE_nu/dt from one rate evaluation
+        return rhs_nu(t, z, rho, T)
 
     def J(t, z):
         out = np.zeros((n + 1, n + 1))
