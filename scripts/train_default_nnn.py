@@ -31,10 +31,14 @@ LAYERS, WIDTH = 4, 256
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", default="1600,1200", help="states of si-mesa80 and si-mesa80-smallnet")
+    p.add_argument("--samples", default="1600,8000", help="states of si-mesa80 and si-mesa80-smallnet")
     p.add_argument("--dt", default="1e-3,0.1,10", help="dt [s] to ship, comma separated")
     p.add_argument("--workers", type=int, default=2, help="dask workers for the catalog build")
-    p.add_argument("--max-minutes", type=float, default=4.0, help="training budget per dt")
+    p.add_argument("--max-minutes", type=float, default=5.0, help="training budget per dt")
+    p.add_argument("--mass-loss-weight", type=float, default=10.0,
+                   help="NNNConfig.mass_loss_weight (our variant; the seed's loss: 0)")
+    p.add_argument("--energy-loss-weight", type=float, default=20.0,
+                   help="NNNConfig.energy_loss_weight (our variant; the seed's loss: 1)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=str(default_nnn_dir()))
     a = p.parse_args(argv)
@@ -52,8 +56,10 @@ def main(argv=None):
                              max_minutes=a.max_minutes, threads=a.threads, seed=0)
     for dt in (float(v) for v in a.dt.split(",")):
         t1 = time.perf_counter()
-        entry = train_nnn(catalogs, dt, out, config=NNNConfig(80, layers=LAYERS, first_width=WIDTH, width=WIDTH),
-                          settings=settings, checkpoint_dir=ROOT / "results" / "nnn-default-checkpoints")
+        config = NNNConfig(80, layers=LAYERS, first_width=WIDTH, width=WIDTH, mass_loss_weight=a.mass_loss_weight,
+                           energy_loss_weight=a.energy_loss_weight)
+        entry = train_nnn(catalogs, dt, out, config=config, settings=settings,
+                          checkpoint_dir=ROOT / "results" / "nnn-default-checkpoints")
         timings[f"train_dt{dt:g}_s"] = round(time.perf_counter() - t1, 1)
         m = entry["metrics"]
         print(f"dt = {dt:g} s: {m['epochs']} epochs in {timings[f'train_dt{dt:g}_s']} s; test mean |dX| "

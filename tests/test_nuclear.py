@@ -437,6 +437,27 @@ def test_residual_nnn_with_zero_output_layer_keeps_the_composition():
     assert np.all(e_nuc == 0) and np.all(eps_nu == 0)
 
 
+def test_mass_weighted_nnn_loss_adds_the_mass_error():
+    """Our mass_loss_weight variant: the loss is the seed's L1 plus w * sum_i |X_pred - X_target|."""
+    import torch
+
+    from thermoemu.models.nnn import NNNConfig, _l1_loss
+    X_true = torch.tensor([[0.7, 0.3, 1e-20], [0.5, 0.5, 0.0]]).clamp_min(1e-30)
+    X_pred = torch.tensor([[0.6, 0.4, 1e-10], [0.5, 0.4, 0.1]])
+    e = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    pred, target = torch.cat([X_pred.log(), e + 0.5], 1), torch.cat([X_true.log(), e], 1)
+    seed = float(_l1_loss(3)(pred, target))
+    assert seed == pytest.approx(float((pred - target).abs().mean()))
+    # mean over the samples of sum_i |dX_i|: (0.1 + 0.1 + 1e-10 + 0 + 0.1 + 0.1) / 2
+    assert float(_l1_loss(3, 10.0)(pred, target)) == pytest.approx(seed + 10.0 * 0.2, rel=1e-6)
+    # the energy columns weighted by 5: their |d| = 0.5 each, so 4 x 2 x 0.5 / 5 columns more
+    assert float(_l1_loss(3, 0.0, 5.0)(pred, target)) == pytest.approx(seed + 4 * 2 * 0.5 / 5, rel=1e-6)
+    with pytest.raises(ValueError, match="mass_loss_weight = -1.0; must be >= 0"):
+        NNNConfig(3, mass_loss_weight=-1.0)
+    with pytest.raises(ValueError, match="energy_loss_weight = -2.0; must be >= 0"):
+        NNNConfig(3, energy_loss_weight=-2.0)
+
+
 def test_cli_burn_with_an_nnn_set(nnn_set, tmp_path):
     import xarray as xr
 
@@ -487,9 +508,9 @@ def test_shipped_nnn_set_steps_the_reference_case(tmp_path):
     assert int(out["emu_status"]) == 0 and bool(out["success"])
     assert float(out["mass_fraction"].sum()) == pytest.approx(1.0, abs=1e-6)
     # mesa80 burns this case to Ye 0.498980 and e_nuc 1.064e17 erg/g (docs/nuclear.md); the small
-    # shipped NNNs give 0.49941 and 4.18e17 (measured): within 0.5% in Ye and a factor 5 in e_nuc
-    assert float(out["ye"]) == pytest.approx(0.498980, rel=0.005)
-    assert 1.064e17 / 5 < float(out["e_nuc"]) < 1.064e17 * 5
+    # shipped NNNs give 0.49875 and 9.44e16 (measured): within 0.1% in Ye and 25% in e_nuc
+    assert float(out["ye"]) == pytest.approx(0.498980, rel=0.001)
+    assert float(out["e_nuc"]) == pytest.approx(1.064e17, rel=0.25)
     root = Path(__file__).resolve().parent.parent
     run = subprocess.run([sys.executable, str(root / "examples" / "nuclear_step.py"), str(tmp_path)],
                          capture_output=True, text=True, timeout=300)

@@ -129,7 +129,9 @@ def _train_nnn(a):
                              l1=0.0, l2=0.0, max_minutes=a.max_minutes, device=a.device, threads=a.threads,
                              seed=a.seed)
     for dt in [float(v) for v in a.dt.split(",")]:
-        entry = train_nnn(catalogs, dt, a.out, config=NNNConfig(n_iso, a.layers, a.first_width, a.width, residual=a.residual),
+        entry = train_nnn(catalogs, dt, a.out, config=NNNConfig(n_iso, a.layers, a.first_width, a.width, residual=a.residual,
+                                                              mass_loss_weight=a.mass_loss_weight,
+                                                              energy_loss_weight=a.energy_loss_weight),
                           settings=settings, progress=not a.quiet)
         m = entry["metrics"]
         print(f"NNN dt = {dt:g} s: {m['epochs']} epochs, {m['train_wall_s']} s; test mean |dX| {m.get('mean_abs_dX', float('nan')):.3g}, "
@@ -387,6 +389,11 @@ def build_parser():
     tn.add_argument("--width", type=int, default=2048)
     tn.add_argument("--residual", action="store_true",
                     help="our variant: learn the change of ln X over dt (logits + ln(X0 + 1e-12)), not X itself")
+    tn.add_argument("--mass-loss-weight", type=float, default=0.0,
+                    help="our variant: add this times sum_i |X_pred - X_target| to the L1 loss on ln X "
+                         "(weighs the abundant isotopes; seed 000: 0)")
+    tn.add_argument("--energy-loss-weight", type=float, default=1.0,
+                    help="our variant: weight of the two energy terms of the L1 loss (seed 000: 1)")
     tn.add_argument("--lr", type=float, default=1e-4)
     tn.add_argument("--batch-size", type=int, default=512)
     tn.add_argument("--max-epochs", type=int, default=300)

@@ -50,6 +50,12 @@ class NNNConfig:
     ``residual=True`` (our variant, not the seed's) adds ln(X0 + RESIDUAL_FLOOR) to the logits
     before the softmax, so the net learns the change of the composition over dt rather than the
     composition itself.
+
+    ``mass_loss_weight`` (our variant; the seed's loss is 0) adds ``mass_loss_weight * sum_i
+    |X_i,pred - X_i,target|`` (mean over samples) to the L1 loss on ln X. The L1 on ln X weighs
+    every isotope alike, so trace isotopes at X ~ 1e-20 dominate it, while the errors that decide
+    Ye and e_nuc (seed 000 Eqs. 6-7) are those of the abundant ones; the extra term weighs them by
+    mass. ``energy_loss_weight`` (seed: 1) multiplies the L1 terms of the two scaled energies.
     """
 
     n_isotopes: int
@@ -57,11 +63,16 @@ class NNNConfig:
     first_width: int = 1024
     width: int = 2048
     residual: bool = False
+    mass_loss_weight: float = 0.0
+    energy_loss_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("n_isotopes", "layers", "first_width", "width"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"NNNConfig.{name} = {getattr(self, name)!r}; must be >= 1")
+        for name in ("mass_loss_weight", "energy_loss_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"NNNConfig.{name} = {getattr(self, name)!r}; must be >= 0")
 
 
 class NNN(nn.Module):
@@ -112,10 +123,17 @@ class NNN(nn.Module):
         return np.exp(logX.double().cpu().numpy()), e[:, 0], np.maximum(e[:, 1], 0.0)
 
 
-def _l1_loss(n_iso):
+def _l1_loss(n_iso, mass_loss_weight=0.0, energy_loss_weight=1.0):
     def loss(pred, target):
         # pred is the concatenation [ln X, energies] (see train_nnn's forward)
-        return (pred - target).abs().mean()
+        if energy_loss_weight == 1.0:
+            value = (pred - target).abs().mean()
+        else:  # the same mean over all columns, the energy columns weighted
+            d = (pred - target).abs()
+            value = (d[:, :n_iso].sum(1) + energy_loss_weight * d[:, n_iso:].sum(1)).mean() / d.shape[1]
+        if mass_loss_weight:
+            value = value + mass_loss_weight * (pred[:, :n_iso].exp() - target[:, :n_iso].exp()).abs().sum(1).mean()
+        return value
     return loss
 
 
@@ -197,10 +215,12 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     # the stem names the layout and the data (a changed catalog or variant never resumes another's
     # checkpoint); no dots: the loop derives its file names with Path.with_suffix
     data_key = hashlib.sha256(json.dumps([[i["spec_sha256"], i["samples_written"]] for i in indexes]
-                                         + [c.residual]).encode()).hexdigest()[:8]
+                                         + [c.residual] + ([c.mass_loss_weight] if c.mass_loss_weight else [])
+                                         + ([c.energy_loss_weight] if c.energy_loss_weight != 1.0 else []))
+                              .encode()).hexdigest()[:8]
     ckpt = checkpoint_dir / f"nnn-dt{dt:g}-L{c.layers}-W{c.first_width}-{c.width}-{data_key}".replace(".", "p")
     state = _fit(model, forward, train, valid, settings.l1, settings.l2, settings, ckpt,
-                 f"NNN dt={dt:g} s", progress, loss_fn=_l1_loss(len(isotopes)))
+                 f"NNN dt={dt:g} s", progress, loss_fn=_l1_loss(len(isotopes), c.mass_loss_weight, c.energy_loss_weight))
     domain = training_domain(arrays["train"], isotopes)
     metrics = evaluate_arrays(model, arrays["test"])
     metrics.update(epochs=state["epoch"], best_validation_loss=state["best"], train_wall_s=round(state["wall_s"], 1),
