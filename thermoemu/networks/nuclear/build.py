@@ -139,29 +139,22 @@ def neutrino_loss_rate(Y, rho, T):
     """Weak-rate neutrino energy loss [erg g^-1 s^-1], >= 0 (screening does not enter weak rates)."""
     rate_eval = do_rate_eval_unscreened(0.0, Y, rho, T)
     return -rate_eval.enuc_weak
+'''
 
-
-@numba.njit(cache=True)
-def rhs_nu_screened(t, z, rho, T):
-    """dY/dt of z[:nnuc] = Y with the weak-neutrino loss rate appended, from one rate evaluation."""
-    Y = z[:nnuc]
-    rate_eval = do_rate_eval_screened(t, Y, rho, T)
-    out = np.empty(nnuc + 1, dtype=np.float64)
-    out[:nnuc] = ydot_eq(Y, rho, rate_eval)
-    out[nnuc] = -rate_eval.enuc_weak
-    return out
-
+#: dY/dt and dE_nu/dt from one rate evaluation, one copy per screening variant.
+_RHS_WITH_NEUTRINO = '''
 
 @numba.njit(cache=True)
-def rhs_nu_unscreened(t, z, rho, T):
+def rhs_nu_{variant}(t, z, rho, T):
     """dY/dt of z[:nnuc] = Y with the weak-neutrino loss rate appended, from one rate evaluation."""
     Y = z[:nnuc]
-    rate_eval = do_rate_eval_unscreened(t, Y, rho, T)
+    rate_eval = do_rate_eval_{variant}(t, Y, rho, T)
     out = np.empty(nnuc + 1, dtype=np.float64)
     out[:nnuc] = ydot_eq(Y, rho, rate_eval)
     out[nnuc] = -rate_eval.enuc_weak
     return out
 '''
+_NEUTRINO += "".join(_RHS_WITH_NEUTRINO.format(variant=v) for v in ("screened", "unscreened"))
 
 
 def _postprocess(source):
