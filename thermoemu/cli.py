@@ -113,25 +113,18 @@ def _evaluate_nuclear(a):
 
 
 def _train_nnn(a):
-    import json
-    from pathlib import Path
-
-    import xarray as xr
-
-    from .models.nnn import NNNConfig, train_nnn
+    from .models.nnn import train_nnn
     from .models.training import TrainSettings
 
     catalogs = a.catalog.split(",")
-    index = json.loads((Path(catalogs[0]) / "index.json").read_text())
-    with xr.open_dataset(Path(catalogs[0]) / index["shards"][0]["file"]) as shard:
-        n_iso = shard.sizes["isotope"]
     settings = TrainSettings(lr=a.lr, batch_size=a.batch_size, max_epochs=a.max_epochs, patience=a.patience,
                              l1=0.0, l2=0.0, max_minutes=a.max_minutes, device=a.device, threads=a.threads,
-                             seed=a.seed)
+                             seed=a.seed, lr_patience=a.lr_patience)
     for dt in [float(v) for v in a.dt.split(",")]:
-        entry = train_nnn(catalogs, dt, a.out, config=NNNConfig(n_iso, a.layers, a.first_width, a.width, residual=a.residual,
-                                                              mass_loss_weight=a.mass_loss_weight,
-                                                              energy_loss_weight=a.energy_loss_weight),
+        layout = dict(layers=a.layers, first_width=a.first_width, width=a.width, residual=a.residual,
+                      mass_loss_weight=a.mass_loss_weight, energy_loss_weight=a.energy_loss_weight,
+                      log_inputs=a.log_inputs)  # n_isotopes from the catalog
+        entry = train_nnn(catalogs, dt, a.out, config=layout,
                           settings=settings, progress=not a.quiet)
         m = entry["metrics"]
         print(f"NNN dt = {dt:g} s: {m['epochs']} epochs, {m['train_wall_s']} s; test mean |dX| {m.get('mean_abs_dX', float('nan')):.3g}, "
@@ -394,7 +387,11 @@ def build_parser():
                          "(weighs the abundant isotopes; seed 000: 0)")
     tn.add_argument("--energy-loss-weight", type=float, default=1.0,
                     help="our variant: weight of the two energy terms of the L1 loss (seed 000: 1)")
+    tn.add_argument("--log-inputs", action="store_true",
+                    help="our variant: feed the net ln X0 (scaled to [0, 1]) beside X0")
     tn.add_argument("--lr", type=float, default=1e-4)
+    tn.add_argument("--lr-patience", type=int, default=8,
+                    help="epochs without a better validation loss before the learning rate halves")
     tn.add_argument("--batch-size", type=int, default=512)
     tn.add_argument("--max-epochs", type=int, default=300)
     tn.add_argument("--patience", type=int, default=20)

@@ -54,7 +54,8 @@ def evaluate_nuclear(model_dir, test_catalog, *, small_network="small22", progre
     from .networks.nuclear.build import load_network
     from .networks.nuclear.burner import burn_times
 
-    cat = open_catalog(test_catalog).load()
+    with open_catalog(test_catalog) as lazy:  # closed here, not left to the GC
+        cat = lazy.load()
     ok = cat["success"].values.astype(bool)
     cat = cat.isel(sample=np.flatnonzero(ok))
     isotopes = [str(i) for i in cat["isotope"].values]

@@ -56,6 +56,10 @@ class NNNConfig:
     every isotope alike, so trace isotopes at X ~ 1e-20 dominate it, while the errors that decide
     Ye and e_nuc (seed 000 Eqs. 6-7) are those of the abundant ones; the extra term weighs them by
     mass. ``energy_loss_weight`` (seed: 1) multiplies the L1 terms of the two scaled energies.
+
+    ``log_inputs=True`` (our variant) feeds the net, beside X, the logarithmic abundances
+    ``1 - ln(X + RESIDUAL_FLOOR) / ln(RESIDUAL_FLOOR)`` (0 for X = 0, 1 for X = 1): the outputs are
+    logarithms, and a ReLU net reaches ln X of trace isotopes poorly from X alone.
     """
 
     n_isotopes: int
@@ -65,6 +69,7 @@ class NNNConfig:
     residual: bool = False
     mass_loss_weight: float = 0.0
     energy_loss_weight: float = 1.0
+    log_inputs: bool = False
 
     def __post_init__(self):
         for name in ("n_isotopes", "layers", "first_width", "width"):
@@ -84,7 +89,7 @@ class NNN(nn.Module):
         self.config = config
         n = config.n_isotopes
         widths = [config.first_width] + [config.width] * (config.layers - 1)
-        layers, prev = [], n + 2
+        layers, prev = [], n + 2 + (n if config.log_inputs else 0)
         for w in widths:
             layers += [nn.Linear(prev, w), nn.ReLU()]
             prev = w
@@ -99,7 +104,7 @@ class NNN(nn.Module):
         n = self.config.n_isotopes
         logits = z[:, :n]
         if self.config.residual:
-            logits = logits + torch.log(u[:, 2:].clamp_min(0) + RESIDUAL_FLOOR)
+            logits = logits + torch.log(u[:, 2:2 + n].clamp_min(0) + RESIDUAL_FLOOR)
         return torch.log_softmax(logits, dim=1), z[:, n:]
 
     def features(self, log_T, log_rho, X):
@@ -107,7 +112,11 @@ class NNN(nn.Module):
         t = torch.as_tensor(np.stack([log_T, log_rho], axis=1) if isinstance(log_T, np.ndarray)
                             else torch.stack([log_T, log_rho], dim=1), dtype=torch.float64)
         tx = (t - self.shift) / self.scale
-        return torch.cat([tx, torch.as_tensor(X, dtype=torch.float64)], dim=1).to(self.out.weight.dtype)
+        X = torch.as_tensor(X, dtype=torch.float64)
+        parts = [tx, X]
+        if self.config.log_inputs:
+            parts.append(1.0 - torch.log(X.clamp_min(0) + RESIDUAL_FLOOR) / np.log(RESIDUAL_FLOOR))
+        return torch.cat(parts, dim=1).to(self.out.weight.dtype)
 
     @torch.inference_mode()
     def predict(self, temperature, density, mass_fraction):
@@ -163,8 +172,9 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
         One of the catalog's dt values [s].
     out : path
         Model set folder (created; other dt already there are kept).
-    config : NNNConfig, optional
-        Default: the seed's widths with 9 layers.
+    config : NNNConfig or dict, optional
+        Default: the seed's widths with 9 layers. A dict gives NNNConfig's fields except
+        ``n_isotopes``, which then comes from the catalog.
     settings : TrainSettings, optional
         Default: Adam lr 1e-4, batch 512 (seed 000), patience 20.
     fractions : (train, validation, test), optional
@@ -184,6 +194,8 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     isotopes, arrays, indexes = _catalog_arrays(catalog_dirs, dt, fractions or SPLIT_FRACTIONS)
     settings = settings or TrainSettings(lr=1e-4, batch_size=512, patience=20, l1=0.0, l2=0.0)
     torch.manual_seed(settings.seed)
+    if isinstance(config, dict):
+        config = NNNConfig(n_isotopes=len(isotopes), **config)
     config = config or NNNConfig(n_isotopes=len(isotopes))
     if config.n_isotopes != len(isotopes):
         raise ValueError(f"config.n_isotopes = {config.n_isotopes} but the catalog has {len(isotopes)} isotopes")
@@ -216,7 +228,8 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     # checkpoint); no dots: the loop derives its file names with Path.with_suffix
     data_key = hashlib.sha256(json.dumps([[i["spec_sha256"], i["samples_written"]] for i in indexes]
                                          + [c.residual] + ([c.mass_loss_weight] if c.mass_loss_weight else [])
-                                         + ([c.energy_loss_weight] if c.energy_loss_weight != 1.0 else []))
+                                         + ([c.energy_loss_weight] if c.energy_loss_weight != 1.0 else [])
+                                         + (["log_inputs"] if c.log_inputs else []))
                               .encode()).hexdigest()[:8]
     ckpt = checkpoint_dir / f"nnn-dt{dt:g}-L{c.layers}-W{c.first_width}-{c.width}-{data_key}".replace(".", "p")
     state = _fit(model, forward, train, valid, settings.l1, settings.l2, settings, ckpt,
@@ -242,7 +255,8 @@ def _catalog_arrays(catalog_dirs, dt, fractions):
     for folder in catalog_dirs:
         with open(Path(folder) / "index.json") as f:
             index = json.load(f)
-        cat = open_catalog(folder, fractions=fractions)
+        with open_catalog(folder, fractions=fractions) as lazy:  # closed here, not left to the GC
+            cat = lazy.load()
         dts = cat["dt"].values
         matches = np.flatnonzero(np.isclose(dts, dt, rtol=1e-9, atol=0))
         if matches.size == 0:

@@ -113,7 +113,8 @@ class CatalogArrays:
 
 def load_catalog_arrays(catalog_dir, split):
     """Read a split of a built catalog into memory; failed integrations are dropped."""
-    ds = open_catalog(catalog_dir, split=split).compute()
+    with open_catalog(catalog_dir, split=split) as lazy:  # closed here, not left to the GC
+        ds = lazy.compute()
     ok = ds["success"].values.astype(bool)
     x0 = np.concatenate([ds["initial_abundance"].transpose("species", "sample").values,
                          ds["initial_temperature"].values[None]], axis=0)[:, ok]
