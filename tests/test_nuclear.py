@@ -470,18 +470,32 @@ def test_cli_train_nnn_passes_the_variants_and_the_lr_patience(nnn_catalog, tmp_
     def train(out, lr_patience):
         args = ["train-nnn", "--catalog", str(nnn_catalog), "--dt", "0.1", "--out", str(out), "--layers", "2",
                 "--first-width", "16", "--width", "16", "--max-epochs", "30", "--lr", "0.3", "--patience", "30",
-                "--lr-patience", str(lr_patience), "--log-inputs", "--mass-loss-weight", "2", "-q", "--threads", "1"]
+                "--lr-patience", str(lr_patience), "--log-inputs", "--mass-loss-weight", "2", "--energy-loss-weight", "3",
+                "--residual", "-q", "--threads", "1"]
         assert main(args) == 0
         return json.loads((out / "manifest.json").read_text())["models"]["0.1"]
 
     entry = train(tmp_path / "impatient", 1)
     assert entry["config"]["log_inputs"] is True and entry["config"]["mass_loss_weight"] == 2.0
+    assert entry["config"]["energy_loss_weight"] == 3.0 and entry["config"]["residual"] is True
     assert "NNN dt = 0.1 s" in capsys.readouterr().out
     lrs = [h[2] for h in entry["history"]]
     # a rate far too high and a patience of one epoch: it halves within 30 epochs, and only ever falls
     assert lrs[0] == 0.3 and lrs[-1] < 0.3 and all(b <= a for a, b in zip(lrs, lrs[1:]))
     # ... and with a patience longer than the run it never does
     assert {h[2] for h in train(tmp_path / "patient", 1000)["history"]} == {0.3}
+
+
+def test_residual_prior_reads_x_not_the_log_inputs():
+    """residual and log_inputs together: with a zero output layer the prediction is still X0."""
+    import torch
+
+    from thermoemu.models.nnn import NNN, NNNConfig
+    model = NNN(NNNConfig(22, layers=2, first_width=16, width=16, residual=True, log_inputs=True))
+    torch.nn.init.zeros_(model.out.weight)
+    torch.nn.init.zeros_(model.out.bias)
+    X0 = np.random.default_rng(5).dirichlet(np.full(22, 0.3), size=4)
+    np.testing.assert_allclose(model.predict(np.full(4, 3e9), np.full(4, 1e8), X0)[0], X0, rtol=1e-5, atol=1e-10)
 
 
 def test_mass_weighted_nnn_loss_adds_the_mass_error():

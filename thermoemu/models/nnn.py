@@ -195,7 +195,7 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     settings = settings or TrainSettings(lr=1e-4, batch_size=512, patience=20, l1=0.0, l2=0.0)
     torch.manual_seed(settings.seed)
     if isinstance(config, dict):
-        config = NNNConfig(n_isotopes=len(isotopes), **config)
+        config = NNNConfig(**{"n_isotopes": len(isotopes), **config})
     config = config or NNNConfig(n_isotopes=len(isotopes))
     if config.n_isotopes != len(isotopes):
         raise ValueError(f"config.n_isotopes = {config.n_isotopes} but the catalog has {len(isotopes)} isotopes")
@@ -306,6 +306,15 @@ def evaluate_arrays(model, arrays):
             "mean_rel_eps_nu": float(np.abs(nu_pred - nu_true).mean() / max(np.abs(nu_true).mean(), 1e-300))}
 
 
+def _config_record(config):
+    """The config as stored in a manifest; variant fields at their default are left out, so sets
+    that do not use them load in versions that predate them."""
+    record = asdict(config)
+    if not record["log_inputs"]:
+        del record["log_inputs"]
+    return record
+
+
 def save_nnn(model_dir, dt, model: NNN, *, network, rate_set_version, isotopes, metadata):
     """Write one dt's weights (safetensors) and add it to the folder's manifest (atomically)."""
     from safetensors.torch import save_file
@@ -326,7 +335,7 @@ def save_nnn(model_dir, dt, model: NNN, *, network, rate_set_version, isotopes, 
     save_file(tensors, str(tmp), metadata={"format": NNN_FORMAT, "dt_s": repr(float(dt))})
     tmp.replace(model_dir / name)
     entry = {"file": name, "sha256": file_sha256(model_dir / name), "dt_s": float(dt),
-             "config": asdict(model.config), "thermoemu_version": __version__, **metadata}
+             "config": _config_record(model.config), "thermoemu_version": __version__, **metadata}
     manifest["models"][f"{dt:g}"] = entry
     _write_json_atomic(path, manifest)
     return entry

@@ -189,6 +189,7 @@ def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, pro
         packed = torch.load(ckpt_o, map_location=device, weights_only=True)
         opt.load_state_dict(packed["optimizer"])
         sched.load_state_dict(packed["scheduler"])
+        sched.patience = settings.lr_patience  # this run's settings, not the checkpoint's
         state = saved
         if progress:
             print(f"{label}: resumed at epoch {state['epoch']} (best validation loss {state['best']:.4g})",
