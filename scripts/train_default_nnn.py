@@ -24,7 +24,7 @@ from pathlib import Path
 
 from thermoemu.catalog import build_catalog
 from thermoemu.catalog_spec import load_spec
-from thermoemu.models.nnn import NNNConfig, train_nnn
+from thermoemu.models.nnn import train_nnn
 from thermoemu.models.training import TrainSettings
 from thermoemu.nuclear_emulator import default_nnn_dir
 
@@ -53,7 +53,7 @@ def main(argv=None):
     p.add_argument("--out", default=str(default_nnn_dir()))
     p.add_argument("--checkpoints", default=str(ROOT / "results" / "nnn-default-checkpoints"),
                    help="checkpoint folder (a re-run resumes from it; the key names data, layout and loss, "
-                        "not the optimiser settings)")
+                        "not the optimiser settings: a resumed run keeps the saved learning rate)")
     a = p.parse_args(argv)
     names = ("si-mesa80", "si-mesa80-smallnet")
     catalogs = [ROOT / "catalogs" / "built" / name for name in names]
@@ -70,10 +70,10 @@ def main(argv=None):
                              lr_patience=a.lr_patience)
     for dt in (float(v) for v in a.dt.split(",")):
         t1 = time.perf_counter()
-        config = NNNConfig(80, layers=LAYERS, first_width=WIDTH, width=WIDTH, mass_loss_weight=a.mass_loss_weight,
-                           energy_loss_weight=a.energy_loss_weight, residual=a.residual,
-                           log_inputs=a.log_inputs)
-        entry = train_nnn(catalogs, dt, out, config=config, settings=settings,
+        layout = dict(layers=LAYERS, first_width=WIDTH, width=WIDTH, mass_loss_weight=a.mass_loss_weight,
+                      energy_loss_weight=a.energy_loss_weight, residual=a.residual,
+                      log_inputs=a.log_inputs)  # n_isotopes from the catalogs
+        entry = train_nnn(catalogs, dt, out, config=layout, settings=settings,
                           checkpoint_dir=a.checkpoints)
         timings[f"train_dt{dt:g}_s"] = round(time.perf_counter() - t1, 1)
         m = entry["metrics"]
