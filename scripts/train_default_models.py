@@ -13,6 +13,7 @@ regions at a time on a 2-core machine (``--threads 1``).
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from thermoemu.catalog import build_catalog
@@ -43,6 +44,14 @@ def main(argv=None):
                    help="budget of the DGM timescale nets (default: --max-minutes)")
     p.add_argument("--max-epochs", type=int, default=300)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--lr-patience", type=int, default=8,
+                   help="epochs without a better validation loss before the learning rate halves")
+    p.add_argument("--anchored", action="store_true",
+                   help="anchored predictors: the predicted change is exactly 0 at dt = 0")
+    p.add_argument("--change-weight-floor", type=float, default=None,
+                   help="weight the predictor's squared errors by 1 / (|scaled change| + FLOOR)")
+    p.add_argument("--checkpoints", default=None,
+                   help="checkpoint folder (default results/train-checkpoints-{samples}); re-running resumes")
     p.add_argument("--out", default=str(default_model_dir()))
     a = p.parse_args(argv)
     timings = {}
@@ -52,10 +61,13 @@ def main(argv=None):
         t0 = time.perf_counter()
         build_catalog(spec, catalog, samples=a.samples, n_workers=a.workers)  # resumes; no-op when complete
         t1 = time.perf_counter()
-        train_region(spec, catalog, a.out, predictor=PREDICTOR, timescale=TIMESCALE,
+        predictor = replace(PREDICTOR, anchored=a.anchored)
+        train_region(spec, catalog, a.out, predictor=predictor, timescale=TIMESCALE,
                      settings=TrainSettings(max_epochs=a.max_epochs, max_minutes=a.max_minutes,
-                                            timescale_max_minutes=a.timescale_max_minutes, threads=a.threads),
-                     checkpoint_dir=ROOT / "results" / f"train-checkpoints-{a.samples}")
+                                            timescale_max_minutes=a.timescale_max_minutes, threads=a.threads,
+                                            lr_patience=a.lr_patience,
+                                            change_weight_floor=a.change_weight_floor),
+                     checkpoint_dir=a.checkpoints or ROOT / "results" / f"train-checkpoints-{a.samples}")
         timings[r] = {"catalog_s": round(t1 - t0, 1), "train_s": round(time.perf_counter() - t1, 1)}
         print(f"region {r}: catalog {timings[r]['catalog_s']} s, training {timings[r]['train_s']} s", flush=True)
     print(json.dumps(timings))

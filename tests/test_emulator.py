@@ -77,6 +77,52 @@ def test_training_resumes_from_checkpoint(small_catalog, tmp_path):
     assert second["predictor_history"][:3] == first["predictor_history"]
 
 
+@pytest.mark.parametrize("kind", ["fused", "deeponet"])
+def test_anchored_predictor_changes_nothing_at_dt_zero_and_round_trips(small_catalog, tmp_path, kind, tiny_model):
+    spec, catalog = small_catalog
+    config = NetConfig(kind=kind, layers=2, width=32, latent=16, anchored=True)
+    model = train_region(spec, catalog, tmp_path / "m", predictor=config, timescale=None, progress=False,
+                         settings=TrainSettings(max_epochs=3, batch_size=128, threads=1))
+    loaded = load_model_set(tmp_path / "m", network=default_network())[1]
+    assert loaded.predictor_config.anchored
+    n_H, x, _ = _states(1, 40, seed=2)
+    log0 = np.log10(x).T
+    # the change is exactly zero at dt = 0 (float32 round-off of the trunk only) ...
+    np.testing.assert_allclose(loaded.predict_log(n_H, x, np.zeros(40)), log0, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(loaded.predict_log(n_H, x, np.full(40, 1e9)), model.predict_log(n_H, x, np.full(40, 1e9)))
+    # ... where the plain DeepONet's bias leaves an offset
+    plain = tiny_model[1].predict_log(n_H, x, np.zeros(40))
+    assert np.abs(plain - log0).max() > 1e-3
+
+
+def test_cli_train_passes_the_predictor_variants_and_lr_patience(small_catalog, tmp_path):
+    spec, catalog = small_catalog
+    import yaml
+
+    from thermoemu.cli import main
+    spec_file = tmp_path / "spec.yaml"
+    spec_file.write_text(yaml.safe_dump(spec.raw))
+    rc = main(["train", str(spec_file), "--catalog", str(catalog),
+               "--out", str(tmp_path / "m"), "--layers", "2", "--width", "16", "--latent", "8", "--no-timescale",
+               "--anchored", "--linear-skip", "--lr-patience", "3", "--change-weight-floor", "0.05", "--max-epochs", "1", "--batch-size", "256", "-q"])
+    assert rc == 0
+    entry = json.loads((tmp_path / "m" / "manifest.json").read_text())["regions"]["1"]
+    assert entry["predictor"]["config"]["anchored"] and entry["predictor"]["config"]["linear_skip"]
+    assert entry["training"]["settings"]["lr_patience"] == 3
+    assert entry["training"]["settings"]["change_weight_floor"] == 0.05
+
+
+def test_change_weighted_loss_counts_small_changes_more():
+    from thermoemu.models.training import _change_weighted_mse
+    target = torch.tensor([[0.0, 1.0], [2.0, -0.5]])
+    pred = target + torch.tensor([[0.1, 0.1], [0.1, 0.1]])
+    loss = _change_weighted_mse(0.05)(pred, target)
+    expected = (0.01 / 0.05 + 0.01 / 2.05) / 2 + (0.01 / 1.05 + 0.01 / 0.55) / 2
+    assert float(loss) == pytest.approx(expected, rel=1e-6)
+    with pytest.raises(ValueError, match="change_weight_floor = 0"):
+        TrainSettings(change_weight_floor=0)
+
+
 def _copy(src, dst):
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("checkpoints"))
     return dst

@@ -60,3 +60,40 @@ def test_bad_collapse_arguments():
         collapse(step_fraction=2.0)
     with pytest.raises(ValueError, match="n_start < n_end"):
         collapse(n_start=1e5, n_end=1e3)
+
+
+# ----------------------------------------------------------------------------- eq. 8 with exact ingredients
+def test_timescale_update_with_exact_ingredients_measures_the_rule_s_own_error():
+    """OS25 eq. 8 with tau_eps and x(tau) from the reference solver: a perfect emulator.
+
+    Its deviation from the reference collapse is the update rule's own (the chord over tau_eps
+    instead of the tangent); a smaller eps makes the chord shorter and the error smaller.
+    """
+    from thermoemu.evaluate import max_log_deviation
+    from thermoemu.onezone import timescale_update_reference_stepper
+    from thermoemu.reference import default_network
+    from thermoemu.solvers.rosenbrock import SolverSettings
+
+    network, settings = default_network(), SolverSettings()
+    reference = collapse(step_fraction=0.1, n_end=1e6)
+    floor = {eps: max_log_deviation(collapse(step_fraction=0.1, n_end=1e6, stepper=timescale_update_reference_stepper(
+        network, settings, eps=eps)), reference) for eps in (0.1, 0.03)}
+    assert 0.03 < floor[0.1] < 0.07       # measured 0.049 dex (the emulator's goal is 0.04 over the track)
+    assert floor[0.03] < 0.6 * floor[0.1]
+
+
+def test_timescale_update_with_exact_ingredients_is_the_solver_beyond_tau():
+    from thermoemu.onezone import initial_collapse_state, timescale_update_reference_stepper
+    from thermoemu.reference import default_network, free_fall_time
+    from thermoemu.solvers.rosenbrock import SolverSettings, integrate
+
+    network, settings = default_network(), SolverSettings()
+    n = np.array([10.0, 1e3])
+    x = np.repeat(initial_collapse_state(temperature=800.0)[:, None], 2, axis=1)
+    dt = 4.0 * free_fall_time(n)  # past dt_max = 10^0.5 t_ff, so past every (capped) tau_eps
+    step = timescale_update_reference_stepper(network, settings)
+    x_new, ok, _, _ = step(n, x, dt)
+    assert ok.all()
+    np.testing.assert_allclose(x_new, integrate(network, x, network.cell_parameters(n), dt, settings).x, rtol=1e-12)
+    with pytest.raises(ValueError, match="eps = 1.5"):
+        timescale_update_reference_stepper(network, settings, eps=1.5)

@@ -74,9 +74,11 @@ def _out_dir(path):
 def _train(a):
     from .models import NetConfig, TrainSettings, train_region
 
-    predictor = NetConfig(kind=a.kind, layers=a.layers, width=a.width, latent=a.latent)
+    predictor = NetConfig(kind=a.kind, layers=a.layers, width=a.width, latent=a.latent, anchored=a.anchored,
+                          linear_skip=a.linear_skip)
     timescale = None if a.no_timescale else NetConfig(kind="dgm", layers=a.dgm_layers, width=a.dgm_width)
     settings = TrainSettings(max_epochs=a.max_epochs, batch_size=a.batch_size, patience=a.patience,
+                             lr_patience=a.lr_patience, change_weight_floor=a.change_weight_floor,
                              max_minutes=a.max_minutes, timescale_max_minutes=a.timescale_max_minutes,
                              seed=a.seed, device=a.device, threads=a.threads)
     t0 = time.perf_counter()
@@ -343,10 +345,18 @@ def build_parser():
     t.add_argument("--latent", type=int, default=48)
     t.add_argument("--dgm-layers", type=int, default=4)
     t.add_argument("--dgm-width", type=int, default=64)
+    t.add_argument("--anchored", action="store_true",
+                   help="our variant: the predicted change is exactly 0 at dt = 0 (no DeepONet bias)")
+    t.add_argument("--linear-skip", action="store_true",
+                   help="our variant: a linear path from the branch inputs beside the branch MLP")
     t.add_argument("--no-timescale", action="store_true", help="skip the DGM timescale net")
     t.add_argument("--max-epochs", type=int, default=300)
     t.add_argument("--batch-size", type=int, default=1024)
     t.add_argument("--patience", type=int, default=25)
+    t.add_argument("--lr-patience", type=int, default=8,
+                   help="epochs without a better validation loss before the learning rate halves")
+    t.add_argument("--change-weight-floor", type=float, default=None,
+                   help="our variant: weight the predictor's squared errors by 1 / (|scaled change| + FLOOR)")
     t.add_argument("--max-minutes", type=float, default=None,
                    help="wall-clock budget per network, summed over resumed runs")
     t.add_argument("--timescale-max-minutes", type=float, default=None,

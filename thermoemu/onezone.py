@@ -30,7 +30,8 @@ from .networks.primordial.saha import saha_state, total_energy
 from .saha_table import SAHA_MAX_DENSITY, SAHA_MIN_DENSITY, SahaTableSpec, load_saha_table
 from .solvers.rosenbrock import SolverSettings, integrate
 
-__all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper", "HIGH_DENSITY_METHODS"]
+__all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper",
+           "timescale_update_reference_stepper", "HIGH_DENSITY_METHODS"]
 
 #: How the collapse proceeds above 1e18 cm^-3 (see the module docstring).
 HIGH_DENSITY_METHODS = ("table", "saha", "network")
@@ -72,6 +73,51 @@ def emulator_stepper(emulator):
         res = emulator.step_arrays(n, x, dt)
         return res.x, res.success, res.status, [EMU_STATUS[int(c)] for c in res.status]
     step.label = f"emulator ({emulator.update} update)"
+    return step
+
+
+def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_over_t_ff=10 ** 0.5):
+    """Stepper of OS25's timescale-based update (their eq. 8) with exact ingredients.
+
+    The same rule as :class:`thermoemu.Emulator` with ``update="timescale"``, but tau_eps and the
+    state x(tau) come from the reference solver instead of the DGM and DeepONet nets: a perfect
+    emulator. The deviation of a collapse run with it from the reference collapse is the error of
+    the update rule itself (the chord over tau_eps stands for the tangent), a floor no trained
+    model can go below.
+
+    Parameters
+    ----------
+    network : PrimordialNetwork
+    settings : SolverSettings
+    eps : float
+        Relative change that defines tau_eps (OS25: 0.1).
+    dt_max_over_t_ff : float
+        Cap of tau_eps in units of t_ff (OS25: 10^0.5).
+    """
+    if not 0 < eps < 1:
+        raise ValueError(f"eps = {eps!r}; must be in (0, 1)")
+    if not dt_max_over_t_ff > 0:
+        raise ValueError(f"dt_max_over_t_ff = {dt_max_over_t_ff!r}; must be > 0")
+
+    def step(n, x, dt):
+        n = np.asarray(n, dtype=float)
+        dt = np.broadcast_to(np.asarray(dt, dtype=float), n.shape)
+        nvar, ncell = x.shape
+        dt_max = dt_max_over_t_ff * free_fall_time(n)
+        res = integrate(network, x, network.cell_parameters(n), dt, settings, timescale_eps=eps,
+                        timescale_horizon=dt_max)
+        tau = np.minimum(res.tau, dt_max[None])                     # (7, N)
+        t_eval = np.maximum(dt[None], tau)                          # eq. 8: x(tau) if dt < tau, else x(dt)
+        # all seven times in one batch: copy j of the cells runs to variable j's time
+        at = integrate(network, np.tile(x, nvar), network.cell_parameters(np.tile(n, nvar)), t_eval.ravel(),
+                       settings)
+        pred = at.x.reshape(nvar, nvar, ncell)[np.arange(nvar), np.arange(nvar)]  # variable i at its time
+        frac = np.where(dt[None] < tau, dt[None] / np.where(tau > 0, tau, 1.0), 1.0)
+        x_new = x + frac * (pred - x)
+        x_new[:6] = np.maximum(project_abundances(x_new[:6]), 1e-40)
+        ok = res.success & at.success.reshape(nvar, ncell).all(axis=0)
+        return x_new, ok, res.substeps, res.reasons
+    step.label = f"timescale update with the reference solver (eps = {eps:g})"
     return step
 
 

@@ -63,6 +63,10 @@ class TrainSettings:
         ``None``: CUDA if available, else CPU.
     threads : int or None
         torch CPU threads.
+    change_weight_floor : float or None
+        Predictor only (ours): weight each squared error by ``1 / (|y| + floor)``, ``y`` the scaled
+        target change, so that small changes, the ones the timescale update reads at dt ~ tau_eps,
+        count more than in the plain MSE. ``None``: OS25's unweighted MSE.
     """
 
     max_epochs: int = 300
@@ -81,6 +85,7 @@ class TrainSettings:
     timescale_max_minutes: float | None = None
     device: str | None = None
     threads: int | None = None
+    change_weight_floor: float | None = None
 
     def __post_init__(self):
         for name in ("max_epochs", "batch_size", "lr_patience", "patience"):
@@ -90,6 +95,8 @@ class TrainSettings:
             raise ValueError(f"TrainSettings.lr = {self.lr!r}; must be in (0, 1)")
         if not 0 < self.lr_factor < 1:
             raise ValueError(f"TrainSettings.lr_factor = {self.lr_factor!r}; must be in (0, 1)")
+        if self.change_weight_floor is not None and not self.change_weight_floor > 0:
+            raise ValueError(f"TrainSettings.change_weight_floor = {self.change_weight_floor!r}; must be > 0 or None")
         for name in ("max_minutes", "timescale_max_minutes"):
             if getattr(self, name) is not None and not getattr(self, name) > 0:
                 raise ValueError(f"TrainSettings.{name} = {getattr(self, name)!r} minutes; must be > 0 or None")
@@ -165,6 +172,13 @@ def _device(settings):
 def _mse(pred, target):
     """Mean squared error per output, summed over outputs (OS25)."""
     return ((pred - target) ** 2).mean(dim=0).sum()
+
+
+def _change_weighted_mse(floor):
+    """MSE with each squared error weighted by ``1 / (|target| + floor)``, summed over outputs."""
+    def loss(pred, target):
+        return ((pred - target) ** 2 / (target.abs() + floor)).mean(dim=0).sum()
+    return loss
 
 
 def _fit(module, forward, train, valid, l1, l2, settings, checkpoint, label, progress, loss_fn=_mse):
@@ -333,7 +347,8 @@ def train_region(spec, catalog_dir, out, *, predictor=NetConfig(kind="fused"), t
                   (tensor(pscale.scale_x(xb)), tensor(pscale.scale_t(t)[:, None]), tensor(pscale.scale_y(r))),
                   (tensor(pscale.scale_x(vxb)), tensor(pscale.scale_t(vt)[:, None]), tensor(pscale.scale_y(vr))),
                   settings.l1, settings.l2, settings, checkpoint_dir / _checkpoint_name(region, predictor),
-                  f"region {region} {predictor.kind}", progress)
+                  f"region {region} {predictor.kind}", progress,
+                  loss_fn=_mse if settings.change_weight_floor is None else _change_weighted_mse(settings.change_weight_floor))
     tstate = None
     if timescale is not None:
         tsettings = settings if settings.timescale_max_minutes is None else replace(
