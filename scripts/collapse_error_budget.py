@@ -24,7 +24,7 @@ import numpy as np
 def main(argv=None):
     from thermoemu.emulator import Emulator, _clamp_trace
     from thermoemu.models.features import VARIABLES
-    from thermoemu.onezone import collapse
+    from thermoemu.onezone import collapse, reference_at_own_times
     from thermoemu.reference import default_network, free_fall_time
     from thermoemu.sampling import region_of
     from thermoemu.solvers.rosenbrock import SolverSettings, integrate
@@ -52,12 +52,8 @@ def main(argv=None):
     xin = _clamp_trace(model, x)
     tau_dgm = np.minimum(model.timescales(n, xin, t_ff), dt_max[:, None]).T
 
-    def reference_at(t):  # variable i of the reference state at its own time t[i]
-        at = integrate(network, np.tile(x, 7), network.cell_parameters(np.tile(n, 7)), t.ravel(), settings)
-        return at.x.reshape(7, 7, -1)[np.arange(7), np.arange(7)]
-
-    chord_exact = (reference_at(tau_exact) - x) / tau_exact
-    chord_dgm = (reference_at(tau_dgm) - x) / tau_dgm
+    chord_exact = (reference_at_own_times(network, settings, n, x, tau_exact)[0] - x) / tau_exact
+    chord_dgm = (reference_at_own_times(network, settings, n, x, tau_dgm)[0] - x) / tau_dgm
     eq8 = ((10.0 ** model.predict_log(n, xin, tau_dgm.T)).T - x) / tau_dgm
     rows = []
     for k in range(len(n)):

@@ -76,6 +76,19 @@ def emulator_stepper(emulator):
     return step
 
 
+def reference_at_own_times(network, settings, n, x, t):
+    """Variable i of the reference state after its own time ``t[i]``, for all cells in one batch.
+
+    ``n`` (N,) [cm^-3], ``x`` (7, N), ``t`` (7, N) [s]. Returns ``(x_t (7, N), success (N,))``; copy j
+    of the cells runs to variable j's time.
+    """
+    nvar, ncell = x.shape
+    at = integrate(network, np.tile(x, nvar), network.cell_parameters(np.tile(n, nvar)),
+                   np.asarray(t, dtype=float).ravel(), settings)
+    return (at.x.reshape(nvar, nvar, ncell)[np.arange(nvar), np.arange(nvar)],
+            at.success.reshape(nvar, ncell).all(axis=0))
+
+
 def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_over_t_ff=10 ** 0.5):
     """Stepper of OS25's timescale-based update (their eq. 8) with exact ingredients.
 
@@ -102,20 +115,16 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
     def step(n, x, dt):
         n = np.asarray(n, dtype=float)
         dt = np.broadcast_to(np.asarray(dt, dtype=float), n.shape)
-        nvar, ncell = x.shape
         dt_max = dt_max_over_t_ff * free_fall_time(n)
         res = integrate(network, x, network.cell_parameters(n), dt, settings, timescale_eps=eps,
                         timescale_horizon=dt_max)
         tau = np.minimum(res.tau, dt_max[None])                     # (7, N)
         t_eval = np.maximum(dt[None], tau)                          # eq. 8: x(tau) if dt < tau, else x(dt)
-        # all seven times in one batch: copy j of the cells runs to variable j's time
-        at = integrate(network, np.tile(x, nvar), network.cell_parameters(np.tile(n, nvar)), t_eval.ravel(),
-                       settings)
-        pred = at.x.reshape(nvar, nvar, ncell)[np.arange(nvar), np.arange(nvar)]  # variable i at its time
+        pred, pred_ok = reference_at_own_times(network, settings, n, x, t_eval)
         frac = np.where(dt[None] < tau, dt[None] / np.where(tau > 0, tau, 1.0), 1.0)
         x_new = x + frac * (pred - x)
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), 1e-40)
-        ok = res.success & at.success.reshape(nvar, ncell).all(axis=0)
+        ok = res.success & pred_ok
         return x_new, ok, res.substeps, res.reasons
     step.label = f"timescale update with the reference solver (eps = {eps:g})"
     return step
