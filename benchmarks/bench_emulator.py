@@ -1,13 +1,15 @@
 """Emulator throughput against the batched reference solver on the same states, in the same run.
 
-A 32^3 cube of random Region-1 states (OS25 Table 1); steps dt = dt_max = 10^0.5 t_ff and
-dt = 1e-3 t_ff (t_ff per cell). The emulator (plain DeepONet and the timescale-based update, the
-latter adding the DGM net and the evaluation at tau) runs on the whole cube; the reference solver
+A 32^3 cube of random states of one region (OS25 Table 1; ``--region``, default 1); steps dt =
+dt_max = 10^0.5 t_ff and dt = 1e-3 t_ff (t_ff per cell). The emulator (plain DeepONet, the
+timescale-based update, which adds the DGM net and the evaluation at tau, and the shaped update,
+which adds one more DeepONet evaluation at tau / 30) runs on the whole cube; the reference solver
 on a random subset of the same cells (``--reference-cells``), since it is orders of magnitude
 slower. Rates are cells per second on ``--threads`` torch threads (one core by default).
 The median |d log10 T| of the emulator against the reference on the subset is reported too.
 
 Run: python benchmarks/bench_emulator.py [--cube 32] [--reference-cells 2048] [--threads 1] [--model default]
+     [--region 1]   (writes benchmarks/results/bench_emulator.json, or bench_emulator_r{region}.json)
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def run(cube=32, reference_cells=2048, threads=1, model="default", region=1, see
         dt = factor * free_fall_time(n_H)
         timings = {}
         results = {}
-        for update in ("plain", "timescale"):
+        for update in ("plain", "timescale", "shaped"):
             e = em.with_options(update=update, out_of_domain="flag")
             e.step_arrays(n_H[:1000], x[:, :1000], dt[:1000])  # warm-up
             t0 = time.perf_counter()
@@ -54,9 +56,11 @@ def run(cube=32, reference_cells=2048, threads=1, model="default", region=1, see
             "dt": label, "cells": int(n_H.size), "reference_cells": int(sub.size),
             "emulator_plain_cells_per_s": n_H.size / timings["plain"],
             "emulator_timescale_cells_per_s": n_H.size / timings["timescale"],
+            "emulator_shaped_cells_per_s": n_H.size / timings["shaped"],
             "reference_cells_per_s": sub.size / t_ref,
             "speedup_timescale_vs_reference": (n_H.size / timings["timescale"]) / (sub.size / t_ref),
             "timescale_overhead_vs_plain": timings["timescale"] / timings["plain"] - 1.0,
+            "shaped_overhead_vs_plain": timings["shaped"] / timings["plain"] - 1.0,
             "median_abs_dlog10_T_timescale": float(np.median(dlog)),
             "out_of_domain_cells": int(results["timescale"].out_of_domain.sum()),
         })
@@ -70,12 +74,16 @@ def main():
     p.add_argument("--reference-cells", type=int, default=2048)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--model", default="default")
-    p.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_emulator.json"))
+    p.add_argument("--region", type=int, default=1, choices=range(5))
+    p.add_argument("--out", default=None)
     a = p.parse_args()
-    res = run(a.cube, a.reference_cells, a.threads, a.model)
+    name = "bench_emulator.json" if a.region == 1 else f"bench_emulator_r{a.region}.json"
+    a.out = a.out or str(Path(__file__).parent / "results" / name)
+    res = run(a.cube, a.reference_cells, a.threads, a.model, region=a.region)
     for r in res["rows"]:
         print(f"dt = {r['dt']:9s}: emulator {r['emulator_timescale_cells_per_s']:9.0f} cells/s (timescale), "
-              f"{r['emulator_plain_cells_per_s']:9.0f} (plain; eq. 8 overhead {100 * r['timescale_overhead_vs_plain']:.0f} %); "
+              f"{r['emulator_plain_cells_per_s']:9.0f} (plain; eq. 8 overhead {100 * r['timescale_overhead_vs_plain']:.0f} %, "
+              f"shaped {100 * r['shaped_overhead_vs_plain']:.0f} %); "
               f"reference {r['reference_cells_per_s']:7.0f} cells/s; speed-up {r['speedup_timescale_vs_reference']:.0f}x; "
               f"median |dlog T| {r['median_abs_dlog10_T_timescale']:.4f}")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

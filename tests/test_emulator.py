@@ -231,9 +231,21 @@ def test_timescale_update_is_linear_below_tau(tiny_model):
     assert big.sum() > 100
 
 
+def test_shaped_update_moves_little_in_a_tiny_step(tiny_model):
+    """The shaped chord's fraction is bounded by SHAPE_MAX dt / tau, so a tiny step barely moves."""
+    em = Emulator(tiny_model[0], update="shaped")
+    n_H, x, _ = _states(1, 40, seed=2)
+    tau, _ = em.timescales_arrays(n_H, x)
+    out = em.step_arrays(n_H, x, 1e-9 * tau.min(axis=1))
+    assert np.isfinite(out.x).all() and out.success.all()
+    np.testing.assert_allclose(out.x, x, rtol=1e-5, atol=1e-12)  # abundances per H nucleus; T [K]
+    big = em.step_arrays(n_H, x, 0.5 * tau.min(axis=1)).x
+    assert np.abs(big / x - 1).max() > 1e-4  # and a real step does move
+
+
 def test_update_conserves_hydrogen_and_charge(tiny_model):
     _, _, ds = _states(1, 200, seed=3)
-    for update in ("timescale", "plain"):
+    for update in ("timescale", "plain", "shaped"):
         out = ds.emu.step(1e10, model=tiny_model[0], update=update)
         assert float(np.abs(conservation_error(out)).max()) <= 1e-12
 
@@ -360,3 +372,20 @@ def test_collapse_deviation_by_region():
     assert by_region[2] == pytest.approx(0.3) and by_region[4] == pytest.approx(0.05, abs=1e-3)
     assert by_region[0] == by_region[3] == 0.0
     assert max(by_region.values()) == max_log_deviation(track, ref)
+
+
+def test_collapse_cli_compares_the_chosen_updates(tmp_path, capsys):
+    """``thermoemu collapse --emulator default --updates ...``: one summary row per rule, and a bad rule named."""
+    from thermoemu.cli import main
+
+    out = tmp_path / "collapse"
+    assert main(["collapse", "--emulator", "default", "--compare", "0.1", "--updates", "timescale,shaped",
+                 "--n-end", "1e2", "-q", "-o", str(out)]) == 0
+    rows = {r["update"]: r for r in json.loads((out / "collapse_emulator.json").read_text())}
+    assert set(rows) == {"timescale", "shaped"}
+    assert rows["timescale"]["max_dlogT"] < 0.2            # shipped set, eq. 8 (whole track to 1e18: 0.14)
+    assert np.isfinite(rows["shaped"]["max_dlogT"])
+    assert (out / "collapse_shaped_dt0.1.nc").exists() and (out / "collapse_emulator.png").exists()
+    assert main(["collapse", "--emulator", "default", "--compare", "0.1", "--updates", "linear", "-q",
+                 "-o", str(tmp_path / "bad")]) == 2
+    assert "updates = ['linear']; allowed: timescale, plain, shaped" in capsys.readouterr().err

@@ -133,8 +133,9 @@ class EmuAccessor:
         model : str or path
             ``"default"`` (shipped with the package: the primordial regions, or the mesa80 NNNs
             for a nuclear grid) or a model folder.
-        update : {"timescale", "plain"}
-            OS25 eq. 8 (default) or the plain DeepONet prediction (primordial only).
+        update : {"timescale", "plain", "shaped"}
+            OS25 eq. 8 (default), the plain DeepONet prediction, or eq. 8 with its chord shaped by
+            a second prediction at tau / 30 (:mod:`thermoemu.update_rules`; primordial only).
         out_of_domain : {"reference", "flag", "raise"}
             Cells outside the trained ranges are advanced by the reference solver (default),
             returned as NaN and flagged, or make the call raise.

@@ -44,7 +44,8 @@ def _collapse_emulator(a):
     fractions = [float(f) for f in a.compare.split(",")] if a.compare else [a.step_fraction]
     emulator = Emulator(a.emulator)
     n_end = a.n_end if a.n_end is not None else 1e18
-    tracks, summary = collapse_comparison(emulator, fractions, n_end=n_end, progress=not a.quiet)
+    tracks, summary = collapse_comparison(emulator, fractions, n_end=n_end, progress=not a.quiet,
+                                          updates=tuple(a.updates.split(",")))
     out = _out_dir(a.output)
     for f, t in tracks.items():
         for method, ds in t.items():
@@ -291,6 +292,8 @@ def build_parser():
                         "timescale-based updates (OS25 Fig. 7); -o is then an output folder")
     c.add_argument("--compare", default=None, metavar="F1,F2,...",
                    help="with --emulator: step fractions to compare, e.g. 0.1,0.01,0.001")
+    c.add_argument("--updates", default="timescale,plain", metavar="U1,U2,...",
+                   help="with --emulator: update rules to run (timescale = OS25 eq. 8, plain, shaped)")
     c.add_argument("-o", "--output", default="collapse.nc", help="netCDF trajectory (default collapse.nc)")
     c.add_argument("--plot", default=None, help="write a plot (PNG/PDF) of T and abundances vs n_H")
     c.add_argument("--step-fraction", type=float, default=0.1,

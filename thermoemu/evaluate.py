@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from .emulator import Emulator
+from .emulator import UPDATES, Emulator
 from .models.features import VARIABLES, log_state
 from .models.training import load_catalog_arrays, relative_error_fractions
 from .onezone import collapse, emulator_stepper
@@ -183,26 +183,35 @@ def max_log_deviation_by_region(track, reference, variable="temperature"):
     return {int(r): float(dev[regions == r].max()) for r in np.unique(regions)}
 
 
-def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_end=1e18, progress=False):
+def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_end=1e18, progress=False,
+                        updates=("timescale", "plain")):
     """OS25 Fig. 7: collapse tracks of the reference and of the emulator (timescale, plain) per dt/t_ff.
+
+    Parameters
+    ----------
+    updates : sequence of str
+        The emulator's update rules to run (see :data:`thermoemu.emulator.UPDATES`).
 
     Returns
     -------
     dict
-        ``{fraction: {"reference": ds, "timescale": ds, "plain": ds}}`` plus, per fraction and
-        update, ``max_dlogT`` (dex; also per density region in ``max_dlogT_by_region``) and
+        ``{fraction: {"reference": ds, "timescale": ds, "plain": ds}}`` (one entry per update) plus,
+        per fraction and update, ``max_dlogT`` (dex; also per density region in ``max_dlogT_by_region``) and
         ``wall_s`` in ``summary``.
     """
+    bad = [u for u in updates if u not in UPDATES]
+    if bad or not updates:
+        raise ValueError(f"updates = {list(updates)!r}; allowed: {', '.join(UPDATES)} (at least one)")
     tracks, summary = {}, []
     for f in fractions:
         tracks[f] = {}
-        for method in ("reference", "timescale", "plain"):
+        for method in ("reference", *updates):
             t0 = time.perf_counter()
             stepper = None if method == "reference" else emulator_stepper(emulator.with_options(update=method))
             ds = collapse(step_fraction=f, n_end=n_end, stepper=stepper, progress=progress)
             ds.attrs["wall_time_s"] = time.perf_counter() - t0
             tracks[f][method] = ds
-        for method in ("timescale", "plain"):
+        for method in updates:
             ds = tracks[f][method]
             summary.append({"step_fraction": f, "update": method,
                             "max_dlogT": max_log_deviation(ds, tracks[f]["reference"]),

@@ -29,6 +29,7 @@ from .reference import default_network, free_fall_time
 from .networks.primordial.saha import saha_state, total_energy
 from .saha_table import SAHA_MAX_DENSITY, SAHA_MIN_DENSITY, SahaTableSpec, load_saha_table
 from .solvers.rosenbrock import SolverSettings, integrate
+from .update_rules import SHAPE_PROBE, chord_fraction, shaped_fraction
 
 __all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper",
            "timescale_update_reference_stepper", "HIGH_DENSITY_METHODS"]
@@ -89,7 +90,8 @@ def reference_at_own_times(network, settings, n, x, t):
             at.success.reshape(nvar, ncell).all(axis=0))
 
 
-def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_over_t_ff=10 ** 0.5):
+def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_over_t_ff=10 ** 0.5,
+                                       update="timescale"):
     """Stepper of OS25's timescale-based update (their eq. 8) with exact ingredients.
 
     The same rule as :class:`thermoemu.Emulator` with ``update="timescale"``, but tau_eps and the
@@ -106,7 +108,12 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
         Relative change that defines tau_eps (OS25: 0.1).
     dt_max_over_t_ff : float
         Cap of tau_eps in units of t_ff (OS25: 10^0.5).
+    update : {"timescale", "shaped"}
+        The rule: eq. 8's chord, or the chord shaped by a second point x(tau / q)
+        (:func:`thermoemu.update_rules.shaped_fraction`), as the emulator's ``update=``.
     """
+    if update not in ("timescale", "shaped"):
+        raise ValueError(f"update = {update!r}; allowed: 'timescale', 'shaped'")
     if not 0 < eps < 1:
         raise ValueError(f"eps = {eps!r}; must be in (0, 1)")
     if not dt_max_over_t_ff > 0:
@@ -121,12 +128,17 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
         tau = np.minimum(res.tau, dt_max[None])                     # (7, N)
         t_eval = np.maximum(dt[None], tau)                          # eq. 8: x(tau) if dt < tau, else x(dt)
         pred, pred_ok = reference_at_own_times(network, settings, n, x, t_eval)
-        frac = np.where(dt[None] < tau, dt[None] / np.where(tau > 0, tau, 1.0), 1.0)
+        if update == "shaped":
+            probe, probe_ok = reference_at_own_times(network, settings, n, x, tau / SHAPE_PROBE)
+            frac = shaped_fraction(dt[None], tau, probe - x, pred - x)
+            pred_ok = pred_ok & probe_ok
+        else:
+            frac = chord_fraction(dt[None], tau)
         x_new = x + frac * (pred - x)
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), 1e-40)
         ok = res.success & pred_ok
         return x_new, ok, res.substeps, res.reasons
-    step.label = f"timescale update with the reference solver (eps = {eps:g})"
+    step.label = f"{update} update with the reference solver (eps = {eps:g})"
     return step
 
 

@@ -87,7 +87,7 @@ def plot_collapse_comparison(tracks, path=None):
     fig, axes = plt.subplots(len(fractions), 1, figsize=(7, 2.8 * len(fractions)), sharex=True,
                              constrained_layout=True, squeeze=False)
     styles = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
-              "plain": dict(color="tab:blue", ls=":")}
+              "plain": dict(color="tab:blue", ls=":"), "shaped": dict(color="tab:green", ls="-.")}
     for ax, f in zip(axes[:, 0], fractions):
         for method, ds in tracks[f].items():
             ax.loglog(ds["n_H"].values, ds["temperature"].values, label=method if method == "reference"
@@ -109,7 +109,7 @@ def plot_fixed_density(ds, path=None):
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     it = ds["iteration"].values
     styles = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
-              "plain": dict(color="tab:blue", ls=":")}
+              "plain": dict(color="tab:blue", ls=":"), "shaped": dict(color="tab:green", ls="-.")}
     for m in ds["method"].values:
         ax.plot(it, ds["temperature"].sel({"method": m}).values, label=str(m), **styles[str(m)])
     ax.set_xscale("symlog", linthresh=1)
