@@ -1,6 +1,6 @@
 """The emulator's predicted changes over tau and tau / q against the solver's, along the reference collapse.
 
-    python scripts/probe_changes.py [--model default] [--q 10] [--densities 0.1,10,100,1e3,1e5,1e9,1e13,1e14,1e15]
+    python scripts/probe_changes.py [--model default] [--q 30] [--densities 0.1,10,100,1e3,1e5,1e9,1e13,1e14,1e15]
 
 For each density, the state of the reference collapse (dt = 0.1 t_ff) there; tau from the
 region's DGM net (capped at dt_max); then, per variable, the relative change (x(t) - x0) / x0 at
@@ -22,10 +22,11 @@ def main(argv=None):
     from thermoemu.reference import default_network, free_fall_time
     from thermoemu.sampling import region_of
     from thermoemu.solvers.rosenbrock import SolverSettings
+    from thermoemu.update_rules import SHAPE_PROBE
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")
-    p.add_argument("--q", type=float, default=10.0)
+    p.add_argument("--q", type=float, default=SHAPE_PROBE, help="probe at tau / q (default: the rule's q)")
     p.add_argument("--densities", default="0.1,10,100,1e3,1e5,1e9,1e13,1e14,1e15")
     a = p.parse_args(argv)
     network, settings = default_network(), SolverSettings()

@@ -241,6 +241,13 @@ def test_shaped_update_moves_little_in_a_tiny_step(tiny_model):
     np.testing.assert_allclose(out.x, x, rtol=1e-5, atol=1e-12)  # abundances per H nucleus; T [K]
     big = em.step_arrays(n_H, x, 0.5 * tau.min(axis=1)).x
     assert np.abs(big / x - 1).max() > 1e-4  # and a real step does move
+    # beyond every tau (dt = dt_max caps them all) the shaped rule is eq. 8: x_pred(dt)
+    from thermoemu.reference import free_fall_time
+    dt_max = em.regions[1].dt_max_over_t_ff * free_fall_time(n_H)
+    np.testing.assert_array_equal(em.step_arrays(n_H, x, dt_max).x,
+                                  em.with_options(update="timescale").step_arrays(n_H, x, dt_max).x)
+    with pytest.raises(ValueError, match="update = 'Shaped'; allowed: 'timescale', 'plain', 'shaped'"):
+        em.with_options(update="Shaped")
 
 
 def test_update_conserves_hydrogen_and_charge(tiny_model):

@@ -15,6 +15,9 @@ def _collapse(a):
 
     if a.emulator is not None:
         return _collapse_emulator(a)
+    if a.updates != "timescale,plain" or a.compare:
+        print("--updates and --compare apply with --emulator MODEL only", file=sys.stderr)
+        return 2
     if not a.reference:
         print("choose the stepper: --reference, or --emulator MODEL (e.g. --emulator default)", file=sys.stderr)
         return 2
@@ -45,7 +48,7 @@ def _collapse_emulator(a):
     emulator = Emulator(a.emulator)
     n_end = a.n_end if a.n_end is not None else 1e18
     tracks, summary = collapse_comparison(emulator, fractions, n_end=n_end, progress=not a.quiet,
-                                          updates=tuple(a.updates.split(",")))
+                                          updates=tuple(u.strip() for u in a.updates.split(",")))
     out = _out_dir(a.output)
     for f, t in tracks.items():
         for method, ds in t.items():

@@ -13,10 +13,11 @@ For each cell (n_H, x0 = abundances and T) and step dt:
 3. **Update** (OS25 eq. 8, ``update="timescale"``): per variable x with timescale tau from the DGM
    net, capped at dt_max = 10^0.5 t_ff, ``x' = x0 + (dt / tau) (x_pred(tau) - x0)`` when dt < tau
    and ``x' = x_pred(dt)`` otherwise. ``update="plain"`` is ``x' = x_pred(dt)`` (OS25's simple
-   DeepONet iteration). ``update="shaped"`` (ours) replaces eq. 8's straight chord by the
-   exponential path through x0, x_pred(tau / 30) and x_pred(tau) (:mod:`thermoemu.update_rules`):
-   one more DeepONet evaluation, and far less lag where a variable decelerates or relaxes to a
-   balance within tau. A step longer than dt_max is split into equal substeps <= dt_max.
+   DeepONet iteration). ``update="shaped"`` (ours, experimental) replaces eq. 8's straight chord
+   by the exponential path through x0, x_pred(tau / 30) and x_pred(tau)
+   (:mod:`thermoemu.update_rules`): one more DeepONet evaluation; with exact predictions far less
+   lag where a variable decelerates or relaxes to a balance within tau, but it needs predictions
+   accurate at tau / 30, and with the shipped nets it is much worse than eq. 8 (docs/emulator.md). A step longer than dt_max is split into equal substeps <= dt_max.
 4. **Conservation**: abundances are projected onto hydrogen-nucleus and charge conservation after
    every update (OS25 section 2.3.1).
 5. **High density**: cells with n_H > 1e18 cm^-3 go to the Saha-equilibrium table at conserved
@@ -86,6 +87,8 @@ class Emulator:
     model : str or path
         ``"default"`` (shipped) or a model folder written by ``thermoemu train``.
     update : {"timescale", "plain", "shaped"}
+        OS25 eq. 8 (default), plain DeepONet iteration, or the experimental shaped chord (needs
+        predictions accurate at tau / 30; worse than eq. 8 with the shipped nets).
     out_of_domain : {"reference", "flag", "raise"}
     device : str
         torch device (``"cpu"``, ``"cuda"``).
@@ -114,6 +117,11 @@ class Emulator:
 
     def with_options(self, *, update=None, out_of_domain=None, saha_table=None):
         """A shallow copy sharing the loaded models, with other options."""
+        if update is not None and update not in UPDATES:
+            raise ValueError(f"update = {update!r}; allowed: {', '.join(map(repr, UPDATES))}")
+        if out_of_domain is not None and out_of_domain not in OUT_OF_DOMAIN_POLICIES:
+            raise ValueError(f"out_of_domain = {out_of_domain!r}; allowed: "
+                             f"{', '.join(map(repr, OUT_OF_DOMAIN_POLICIES))}")
         new = object.__new__(Emulator)
         new.__dict__.update(self.__dict__)
         new.update = update or self.update
@@ -168,8 +176,13 @@ class Emulator:
             t_eval = np.maximum(dt[:, None], tau)  # eq. 8: x_pred(tau) if dt < tau, else x_pred(dt)
             pred = 10.0 ** m.predict_log(n_H, xin, t_eval)  # (N, 7)
             if self.update == "shaped":
-                probe = 10.0 ** m.predict_log(n_H, xin, tau / SHAPE_PROBE)
-                frac = shaped_fraction(dt[:, None], tau, probe - x0.T, pred - x0.T)
+                frac = chord_fraction(dt[:, None], tau)
+                rows = np.flatnonzero((dt[:, None] < tau).any(axis=1))  # the probe matters only there
+                if rows.size:
+                    # the path's shape is read from the network's own input (H-, H2+ maybe raised)
+                    start = xin.T[rows]
+                    probe = 10.0 ** m.predict_log(n_H[rows], xin[:, rows], tau[rows] / SHAPE_PROBE)
+                    frac[rows] = shaped_fraction(dt[rows, None], tau[rows], probe - start, pred[rows] - start)
             else:
                 frac = chord_fraction(dt[:, None], tau)
             x_new = (x0.T + frac * (pred - x0.T)).T  # frac = 1 (x_pred(dt)) where dt >= tau

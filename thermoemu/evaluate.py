@@ -185,7 +185,7 @@ def max_log_deviation_by_region(track, reference, variable="temperature"):
 
 def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_end=1e18, progress=False,
                         updates=("timescale", "plain")):
-    """OS25 Fig. 7: collapse tracks of the reference and of the emulator (timescale, plain) per dt/t_ff.
+    """OS25 Fig. 7: collapse tracks of the reference and of the emulator (by default timescale, plain) per dt/t_ff.
 
     Parameters
     ----------
@@ -199,6 +199,7 @@ def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_e
         per fraction and update, ``max_dlogT`` (dex; also per density region in ``max_dlogT_by_region``) and
         ``wall_s`` in ``summary``.
     """
+    updates = tuple(dict.fromkeys(updates))  # each rule once, in the order given
     bad = [u for u in updates if u not in UPDATES]
     if bad or not updates:
         raise ValueError(f"updates = {list(updates)!r}; allowed: {', '.join(UPDATES)} (at least one)")

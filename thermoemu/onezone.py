@@ -129,9 +129,15 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
         t_eval = np.maximum(dt[None], tau)                          # eq. 8: x(tau) if dt < tau, else x(dt)
         pred, pred_ok = reference_at_own_times(network, settings, n, x, t_eval)
         if update == "shaped":
-            probe, probe_ok = reference_at_own_times(network, settings, n, x, tau / SHAPE_PROBE)
-            frac = shaped_fraction(dt[None], tau, probe - x, pred - x)
-            pred_ok = pred_ok & probe_ok
+            frac = chord_fraction(dt[None], tau)
+            cols = np.flatnonzero((dt[None] < tau).any(axis=0))  # the probe matters only there
+            if cols.size:
+                probe, probe_ok = reference_at_own_times(network, settings, n[cols], x[:, cols],
+                                                         tau[:, cols] / SHAPE_PROBE)
+                frac[:, cols] = shaped_fraction(dt[None, cols], tau[:, cols], probe - x[:, cols],
+                                                pred[:, cols] - x[:, cols])
+                pred_ok = pred_ok.copy()
+                pred_ok[cols] &= probe_ok
         else:
             frac = chord_fraction(dt[None], tau)
         x_new = x + frac * (pred - x)

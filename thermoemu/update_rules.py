@@ -17,16 +17,18 @@ x(tau / q), and fits the one-parameter family of exponential paths through x0, x
 with a > 0 decelerating (a relaxation on the timescale tau / a), a = 0 the straight chord (eq. 8)
 and a < 0 accelerating. ``a`` follows from the measured ratio ``r = (x(tau/q) - x0) / (x(tau) - x0)``
 (``r = 1/q`` for a straight path), clipped to |a| <= ``SHAPE_MAX``; then ``w = expm1(-a dt/tau) /
-expm1(-a)``. Neither end of w's range lets a prediction error accumulate from step to step: ``w ->
-1`` moves to the predicted end state x(tau), which near a balance is the balance whatever x0 was,
-and ``w -> 0`` stays put.
+expm1(-a)``. Neither end of w's range amplifies a prediction error from step to step: ``w -> 1``
+moves to the predicted end state x(tau), which near a balance is the balance whatever x0 was,
+and ``w -> 0`` stays put. But a probe of the wrong sign (a noisy predictor) gives ``a = -SHAPE_MAX``
+and freezes the variable for every step shorter than tau, a lag that does accumulate; the rule
+needs predictions accurate well below the change eps / q over tau / q (docs/emulator.md).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chord_fraction", "shaped_fraction", "SHAPE_PROBE", "SHAPE_MAX"]
+__all__ = ["chord_fraction", "shaped_fraction", "shape_parameter", "SHAPE_PROBE", "SHAPE_MAX"]
 
 #: q of the second prediction, x(tau / q).
 SHAPE_PROBE = 30.0
@@ -59,7 +61,10 @@ _TABLES: dict = {}
 
 
 def shape_parameter(ratio, *, q=SHAPE_PROBE, a_max=SHAPE_MAX):
-    """The exponential path's ``a`` from ``ratio = (x(tau/q) - x0) / (x(tau) - x0)`` (clipped to |a| <= a_max)."""
+    """The exponential path's ``a`` from ``ratio = (x(tau/q) - x0) / (x(tau) - x0)``.
+
+    Clipped to |a| <= a_max; a NaN ratio gives a = 0 (the straight chord, eq. 8).
+    """
     key = (float(q), float(a_max))
     if key not in _TABLES:
         _TABLES[key] = _shape_table(*key)
@@ -92,12 +97,13 @@ def shaped_fraction(dt, tau, change_probe, change_tau, *, q=SHAPE_PROBE, a_max=S
     """
     if not q > 1:
         raise ValueError(f"q = {q!r}; must be > 1")
-    if not a_max > 0:
-        raise ValueError(f"a_max = {a_max!r}; must be > 0")
+    if not (np.isfinite(a_max) and a_max > 0):
+        raise ValueError(f"a_max = {a_max!r}; must be finite and > 0")
     dt, tau, dp, dtau = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in
                                               (dt, tau, change_probe, change_tau)))
     zero = dtau == 0
-    ratio = np.where(zero, 1.0 / q, dp / np.where(zero, 1.0, dtau))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        ratio = np.where(zero, 1.0 / q, dp / np.where(zero, 1.0, dtau))
     a = shape_parameter(ratio, q=q, a_max=a_max)
     u = np.clip(dt / np.where(tau > 0, tau, 1.0), 0.0, 1.0)
     return np.where(dt < tau, np.clip(_path(a, u), 0.0, 1.0), 1.0)
