@@ -38,7 +38,7 @@ from .reference import default_network, free_fall_time
 from .saha_table import SAHA_MIN_DENSITY, load_saha_table, table_reference
 from .sampling import region_of
 from .solvers.rosenbrock import SolverSettings, integrate
-from .update_rules import SHAPE_PROBE, chord_fraction, shaped_fraction
+from .update_rules import SHAPE_PROBE, update_fraction
 
 __all__ = ["Emulator", "EmulatorResult", "EMU_STATUS", "get_emulator", "OUT_OF_DOMAIN_POLICIES", "UPDATES",
            "OutOfDomainError"]
@@ -175,16 +175,9 @@ class Emulator:
             tau = np.minimum(m.timescales(n_H, xin, t_ff), dt_max[:, None])  # (N, 7)
             t_eval = np.maximum(dt[:, None], tau)  # eq. 8: x_pred(tau) if dt < tau, else x_pred(dt)
             pred = 10.0 ** m.predict_log(n_H, xin, t_eval)  # (N, 7)
-            if self.update == "shaped":
-                frac = chord_fraction(dt[:, None], tau)
-                rows = np.flatnonzero((dt[:, None] < tau).any(axis=1))  # the probe matters only there
-                if rows.size:
-                    # the path's shape is read from the network's own input (H-, H2+ maybe raised)
-                    start = xin.T[rows]
-                    probe = 10.0 ** m.predict_log(n_H[rows], xin[:, rows], tau[rows] / SHAPE_PROBE)
-                    frac[rows] = shaped_fraction(dt[rows, None], tau[rows], probe - start, pred[rows] - start)
-            else:
-                frac = chord_fraction(dt[:, None], tau)
+            # the path's shape is read from the network's own input (H-, H2+ maybe raised)
+            frac = update_fraction(self.update, dt, tau, xin.T, pred, lambda rows: 10.0 ** m.predict_log(
+                n_H[rows], xin[:, rows], tau[rows] / SHAPE_PROBE))
             x_new = (x0.T + frac * (pred - x0.T)).T  # frac = 1 (x_pred(dt)) where dt >= tau
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), LOG_FLOOR)
         return x_new

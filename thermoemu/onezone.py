@@ -29,7 +29,7 @@ from .reference import default_network, free_fall_time
 from .networks.primordial.saha import saha_state, total_energy
 from .saha_table import SAHA_MAX_DENSITY, SAHA_MIN_DENSITY, SahaTableSpec, load_saha_table
 from .solvers.rosenbrock import SolverSettings, integrate
-from .update_rules import SHAPE_PROBE, chord_fraction, shaped_fraction
+from .update_rules import SHAPE_PROBE, update_fraction
 
 __all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper",
            "timescale_update_reference_stepper", "HIGH_DENSITY_METHODS"]
@@ -128,18 +128,14 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
         tau = np.minimum(res.tau, dt_max[None])                     # (7, N)
         t_eval = np.maximum(dt[None], tau)                          # eq. 8: x(tau) if dt < tau, else x(dt)
         pred, pred_ok = reference_at_own_times(network, settings, n, x, t_eval)
-        if update == "shaped":
-            frac = chord_fraction(dt[None], tau)
-            cols = np.flatnonzero((dt[None] < tau).any(axis=0))  # the probe matters only there
-            if cols.size:
-                probe, probe_ok = reference_at_own_times(network, settings, n[cols], x[:, cols],
-                                                         tau[:, cols] / SHAPE_PROBE)
-                frac[:, cols] = shaped_fraction(dt[None, cols], tau[:, cols], probe - x[:, cols],
-                                                pred[:, cols] - x[:, cols])
-                pred_ok = pred_ok.copy()
-                pred_ok[cols] &= probe_ok
-        else:
-            frac = chord_fraction(dt[None], tau)
+        pred_ok = pred_ok.copy()
+
+        def probe_at(cols):
+            probe, probe_ok = reference_at_own_times(network, settings, n[cols], x[:, cols], tau[:, cols] / SHAPE_PROBE)
+            pred_ok[cols] &= probe_ok
+            return probe.T
+
+        frac = update_fraction(update, dt, tau.T, x.T, pred.T, probe_at).T
         x_new = x + frac * (pred - x)
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), 1e-40)
         ok = res.success & pred_ok

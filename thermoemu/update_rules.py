@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chord_fraction", "shaped_fraction", "shape_parameter", "SHAPE_PROBE", "SHAPE_MAX"]
+__all__ = ["chord_fraction", "shaped_fraction", "shape_parameter", "update_fraction", "SHAPE_PROBE", "SHAPE_MAX"]
 
 #: q of the second prediction, x(tau / q).
 SHAPE_PROBE = 30.0
@@ -107,3 +107,31 @@ def shaped_fraction(dt, tau, change_probe, change_tau, *, q=SHAPE_PROBE, a_max=S
     a = shape_parameter(ratio, q=q, a_max=a_max)
     u = np.clip(dt / np.where(tau > 0, tau, 1.0), 0.0, 1.0)
     return np.where(dt < tau, np.clip(_path(a, u), 0.0, 1.0), 1.0)
+
+
+def update_fraction(update, dt, tau, start, pred, probe_at):
+    """Fraction w (N, 7) of the change pred - x0 that a step takes, for ``update`` "timescale" or "shaped".
+
+    Parameters
+    ----------
+    update : {"timescale", "shaped"}
+    dt : array (N,)
+        Step [s].
+    tau : array (N, 7)
+        tau_eps [s], capped at dt_max.
+    start : array (N, 7)
+        The state the predictions start from (the shape is read relative to it).
+    pred : array (N, 7)
+        Prediction at max(dt, tau).
+    probe_at : callable
+        ``probe_at(rows)`` -> prediction (len(rows), 7) at tau[rows] / SHAPE_PROBE; called only for
+        the cells with dt < tau in some variable, the only ones where the shape matters.
+    """
+    frac = chord_fraction(dt[:, None], tau)
+    if update != "shaped":
+        return frac
+    rows = np.flatnonzero((dt[:, None] < tau).any(axis=1))
+    if rows.size:
+        frac[rows] = shaped_fraction(dt[rows, None], tau[rows], probe_at(rows) - start[rows],
+                                     pred[rows] - start[rows])
+    return frac
