@@ -1,7 +1,8 @@
 # Two set-up commands for a fresh machine:
 #   make demo   create .venv, install, run the one-zone collapse to 1e22 cm^-3 with the reference (Saha
 #               table above 1e18, built into ~/.cache/thermoemu on first use) and with the shipped
-#               emulator against the reference at dt = 0.1, 0.01 and 0.001 t_ff (OS25 Fig. 7), write
+#               emulator against the reference at dt = 0.1, 0.01 and 0.001 t_ff (OS25 Fig. 7; eq. 8,
+#               plain and tangent updates), write
 #               results/collapse.{nc,png} and results/collapse-emulator/; then a silicon-burning step
 #               with the shipped mesa80 NNNs (results/burn-nnn.nc, results/nuclear_step.{nc,png})
 #   make test   create .venv, install with test extras, run the test suite
@@ -30,7 +31,8 @@ install: $(VENV)/.installed
 demo: install
 	mkdir -p results
 	$(VENV)/bin/thermoemu collapse --reference -o results/collapse.nc --plot results/collapse.png
-	$(VENV)/bin/thermoemu collapse --emulator default --compare 0.1,0.01,0.001 -o results/collapse-emulator
+	$(VENV)/bin/thermoemu collapse --emulator default --compare 0.1,0.01,0.001 --updates timescale,plain,tangent \
+		-o results/collapse-emulator
 	$(VENV)/bin/thermoemu burn --emulator default --temperature 5e9 --density 1e8 --dt 0.1 \
 		--composition si28=0.5,s32=0.25,ar36=0.1,ca40=0.1,fe54=0.05 --out-of-domain flag -o results/burn-nnn.nc
 	$(PY) examples/nuclear_step.py results

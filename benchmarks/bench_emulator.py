@@ -2,8 +2,9 @@
 
 A 32^3 cube of random states of one region (OS25 Table 1; ``--region``, default 1); steps dt =
 dt_max = 10^0.5 t_ff and dt = 1e-3 t_ff (t_ff per cell). The emulator (plain DeepONet, the
-timescale-based update, which adds the DGM net and the evaluation at tau, and the shaped update,
-which adds one more DeepONet evaluation at tau / 30) runs on the whole cube; the reference solver
+timescale-based update, which adds the DGM net and the evaluation at tau, the shaped update,
+which adds one more DeepONet evaluation at tau / 30, and the tangent update, which adds the
+network's right-hand side, Jacobian and a 7 x 7 solve per cell) runs on the whole cube; the reference solver
 on a random subset of the same cells (``--reference-cells``), since it is orders of magnitude
 slower. Rates are cells per second on ``--threads`` torch threads (one core by default).
 The median |d log10 T| of the emulator against the reference on the subset is reported too.
@@ -42,7 +43,7 @@ def run(cube=32, reference_cells=2048, threads=1, model="default", region=1, see
         dt = factor * free_fall_time(n_H)
         timings = {}
         results = {}
-        for update in ("plain", "timescale", "shaped"):
+        for update in ("plain", "timescale", "shaped", "tangent"):
             e = em.with_options(update=update, out_of_domain="flag")
             e.step_arrays(n_H[:1000], x[:, :1000], dt[:1000])  # warm-up
             t0 = time.perf_counter()
@@ -57,11 +58,15 @@ def run(cube=32, reference_cells=2048, threads=1, model="default", region=1, see
             "emulator_plain_cells_per_s": n_H.size / timings["plain"],
             "emulator_timescale_cells_per_s": n_H.size / timings["timescale"],
             "emulator_shaped_cells_per_s": n_H.size / timings["shaped"],
+            "emulator_tangent_cells_per_s": n_H.size / timings["tangent"],
+            "speedup_tangent_vs_reference": (n_H.size / timings["tangent"]) / (sub.size / t_ref),
             "reference_cells_per_s": sub.size / t_ref,
             "speedup_timescale_vs_reference": (n_H.size / timings["timescale"]) / (sub.size / t_ref),
             "timescale_overhead_vs_plain": timings["timescale"] / timings["plain"] - 1.0,
             "shaped_overhead_vs_plain": timings["shaped"] / timings["plain"] - 1.0,
+            "tangent_overhead_vs_plain": timings["tangent"] / timings["plain"] - 1.0,
             "median_abs_dlog10_T_timescale": float(np.median(dlog)),
+            "median_abs_dlog10_T_tangent": float(np.median(np.abs(np.log10(results["tangent"].x[6, sub] / ref.x[6])))),
             "out_of_domain_cells": int(results["timescale"].out_of_domain.sum()),
         })
     return {"machine": platform.machine(), "cpus": os.cpu_count(), "torch_threads": threads,
@@ -83,9 +88,9 @@ def main():
     for r in res["rows"]:
         print(f"dt = {r['dt']:9s}: emulator {r['emulator_timescale_cells_per_s']:9.0f} cells/s (timescale), "
               f"{r['emulator_plain_cells_per_s']:9.0f} (plain; eq. 8 overhead {100 * r['timescale_overhead_vs_plain']:.0f} %, "
-              f"shaped {100 * r['shaped_overhead_vs_plain']:.0f} %); "
+              f"shaped {100 * r['shaped_overhead_vs_plain']:.0f} %, tangent {100 * r['tangent_overhead_vs_plain']:.0f} %); "
               f"reference {r['reference_cells_per_s']:7.0f} cells/s; speed-up {r['speedup_timescale_vs_reference']:.0f}x; "
-              f"median |dlog T| {r['median_abs_dlog10_T_timescale']:.4f}")
+              f"median |dlog T| {r['median_abs_dlog10_T_timescale']:.4f} (tangent {r['median_abs_dlog10_T_tangent']:.4f})")
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(res, indent=1))
     print(f"wrote {a.out}")

@@ -246,13 +246,34 @@ def test_shaped_update_moves_little_in_a_tiny_step(tiny_model):
     dt_max = em.regions[1].dt_max_over_t_ff * free_fall_time(n_H)
     np.testing.assert_array_equal(em.step_arrays(n_H, x, dt_max).x,
                                   em.with_options(update="timescale").step_arrays(n_H, x, dt_max).x)
-    with pytest.raises(ValueError, match="update = 'Shaped'; allowed: 'timescale', 'plain', 'shaped'"):
+    with pytest.raises(ValueError, match="update = 'Shaped'; allowed: 'timescale', 'plain', 'shaped', 'tangent'"):
         em.with_options(update="Shaped")
+
+
+def test_tangent_update_takes_the_network_s_linearly_implicit_step_when_short(tiny_model):
+    """update="tangent": for dt << tau the step is the reference network's own (I - dt J)^-1 f dt,
+    whatever the (tiny, noisy) model predicts; at dt = dt_max (beyond every tau) it is eq. 8."""
+    from thermoemu.reference import free_fall_time
+    from thermoemu.update_rules import network_slope
+
+    em = Emulator(tiny_model[0], update="tangent")
+    n_H, x, _ = _states(1, 40, seed=4)
+    tau, outside = em.timescales_arrays(n_H, x)
+    n_H, x, tau = n_H[~outside], x[:, ~outside], tau[~outside]
+    assert n_H.size >= 20
+    dt = 1e-7 * tau[:, 6]
+    out = em.step_arrays(n_H, x, dt)
+    assert out.success.all() and np.isfinite(out.x).all()
+    expected = network_slope(em.network, n_H, x, dt)[:, 6] * dt         # temperature [K]
+    np.testing.assert_allclose(out.x[6] - x[6], expected, rtol=1e-2, atol=1e-9 * x[6].max())
+    dt_max = em.regions[1].dt_max_over_t_ff * free_fall_time(n_H)
+    np.testing.assert_array_equal(em.step_arrays(n_H, x, dt_max).x,
+                                  em.with_options(update="timescale").step_arrays(n_H, x, dt_max).x)
 
 
 def test_update_conserves_hydrogen_and_charge(tiny_model):
     _, _, ds = _states(1, 200, seed=3)
-    for update in ("timescale", "plain", "shaped"):
+    for update in ("timescale", "plain", "shaped", "tangent"):
         out = ds.emu.step(1e10, model=tiny_model[0], update=update)
         assert float(np.abs(conservation_error(out)).max()) <= 1e-12
 
@@ -386,13 +407,14 @@ def test_collapse_cli_compares_the_chosen_updates(tmp_path, capsys):
     from thermoemu.cli import main
 
     out = tmp_path / "collapse"
-    assert main(["collapse", "--emulator", "default", "--compare", "0.1", "--updates", "timescale,shaped",
+    assert main(["collapse", "--emulator", "default", "--compare", "0.1", "--updates", "timescale,shaped,tangent",
                  "--n-end", "1e2", "-q", "-o", str(out)]) == 0
     rows = {r["update"]: r for r in json.loads((out / "collapse_emulator.json").read_text())}
-    assert set(rows) == {"timescale", "shaped"}
+    assert set(rows) == {"timescale", "shaped", "tangent"}
     assert rows["timescale"]["max_dlogT"] < 0.2            # shipped set, eq. 8 (whole track to 1e18: 0.14)
     assert np.isfinite(rows["shaped"]["max_dlogT"])
+    assert rows["tangent"]["max_dlogT"] < rows["timescale"]["max_dlogT"]
     assert (out / "collapse_shaped_dt0.1.nc").exists() and (out / "collapse_emulator.png").exists()
     assert main(["collapse", "--emulator", "default", "--compare", "0.1", "--updates", "linear", "-q",
                  "-o", str(tmp_path / "bad")]) == 2
-    assert "updates = ['linear']; allowed: timescale, plain, shaped" in capsys.readouterr().err
+    assert "updates = ['linear']; allowed: timescale, plain, shaped, tangent" in capsys.readouterr().err

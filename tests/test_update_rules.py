@@ -1,11 +1,13 @@
-"""Update rules (thermoemu.update_rules): eq. 8's chord and the shaped chord."""
+"""Update rules (thermoemu.update_rules): eq. 8's chord, the shaped chord and the tangent rule."""
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thermoemu.update_rules import SHAPE_MAX, SHAPE_PROBE, _path, chord_fraction, shape_parameter, shaped_fraction
+from thermoemu.update_rules import (SHAPE_MAX, SHAPE_PROBE, TANGENT_MAX_DENSITY, _path, chord_fraction, implicit_slope,
+                                    network_slope, shape_parameter, shaped_fraction, tangent_fraction,
+                                    tangent_shape_parameter)
 
 
 def test_chord_is_eq_8():
@@ -53,3 +55,65 @@ def test_path_does_not_overflow():
     for u in (0.0, 1e-3, 0.5, 1.0):
         w = _path(a, u)
         assert np.isfinite(w).all() and (w >= 0).all() and (w <= 1 + 1e-12).all()
+
+
+# ----------------------------------------------------------------------------- the tangent rule
+def _exponential_slope(a, change, tau):
+    """x'(0) of the path x0 + change expm1(-a t/tau) / expm1(-a)."""
+    return change / tau * (1.0 if a == 0 else a / -np.expm1(-a))
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=st.one_of(st.floats(-40.0, 40.0), st.floats(40.0, 1e5)), u=st.floats(1e-4, 0.999),
+       change=st.floats(-10.0, 10.0).filter(lambda c: abs(c) > 1e-6))
+def test_tangent_fraction_recovers_an_exponential_path(a, u, change):
+    """The exact initial slope of an exponential path gives back that path's fraction at any dt < tau."""
+    tau = 3.0
+    w = tangent_fraction(u * tau, tau, _exponential_slope(a, change, tau), change)
+    assert 0.0 <= w <= 1.0
+    assert abs(w - _path(a, u)) <= 2e-3 + 1e-2 * _path(a, u)
+
+
+def test_tangent_fraction_limits():
+    tau, change = 2.0, 0.1
+    # a straight path (slope = change / tau) is eq. 8
+    dt = np.array([0.01, 0.3, 1.9, 2.0, 5.0])
+    np.testing.assert_allclose(tangent_fraction(dt, tau, change / tau, change), chord_fraction(dt, tau), rtol=1e-3)
+    # a short step moves by the slope itself, whatever the predicted change (above the chord here)
+    slope = 40 * change / tau
+    step = tangent_fraction(1e-4, tau, slope, change) * change
+    assert step == pytest.approx(slope * 1e-4, rel=1e-2)
+    # a slope against the predicted change: the step follows the slope, bounded by that change
+    assert tangent_fraction(1e-3, tau, -change / tau, change) == pytest.approx(-1e-3 / tau, rel=1e-9)
+    assert tangent_fraction(1.0, tau, -1e3 * change / tau, change) == -1.0
+    assert tangent_fraction(1.0, tau, -1e3 * change / tau, change, max_change=0.25 * change) == -0.25
+    # no slope known (NaN, e.g. above TANGENT_MAX_DENSITY) or no predicted change: eq. 8
+    np.testing.assert_allclose(tangent_fraction(dt, tau, np.nan, change), chord_fraction(dt, tau))
+    np.testing.assert_allclose(tangent_fraction(dt, tau, 1.0, 0.0), chord_fraction(dt, tau))
+    assert tangent_shape_parameter(np.array([1.0, 1e9, -3.0])).tolist() == [0.0, 1e6, -1e6]
+    with pytest.raises(ValueError, match="a_max = inf"):
+        tangent_fraction(1.0, 2.0, 0.1, 0.2, a_max=np.inf)
+
+
+def test_implicit_slope_damps_stiff_modes():
+    """(I - dt J)^-1 f: the tangent for dt -> 0; a stiff mode's rate falls to what it reaches in dt."""
+    f = np.array([[1.0, 1.0], [2.0, 2.0]])                      # (n = 2, N = 2)
+    J = np.zeros((2, 2, 2))
+    J[1, 1] = -1e6                                               # variable 1 relaxes in 1e-6
+    slope = implicit_slope(f, J, np.array([1e-12, 1.0]))
+    np.testing.assert_allclose(slope[0], [1.0, 2.0], rtol=1e-5)
+    np.testing.assert_allclose(slope[1], [1.0, 2.0 / (1 + 1e6)], rtol=1e-12)
+
+
+def test_network_slope_is_the_rate_equations_below_the_density_limit():
+    from thermoemu.onezone import initial_collapse_state
+    from thermoemu.reference import default_network
+
+    network = default_network()
+    n_H = np.array([1e2, 1e10, 2 * TANGENT_MAX_DENSITY])
+    x = np.repeat(initial_collapse_state(300.0, 1e-4, 1e-3)[:, None], 3, axis=1)
+    slope = network_slope(network, n_H, x, np.full(3, 1e-30))
+    assert np.isnan(slope[2]).all() and np.isfinite(slope[:2]).all()
+    f = network.rhs(x[:, :2], network.cell_parameters(n_H[:2])).T
+    slow = [0, 1, 6]                                             # H, H2, T (not the stiff H-, H2+)
+    np.testing.assert_allclose(slope[:2, slow], f[:, slow], rtol=1e-6)

@@ -133,11 +133,13 @@ class EmuAccessor:
         model : str or path
             ``"default"`` (shipped with the package: the primordial regions, or the mesa80 NNNs
             for a nuclear grid) or a model folder.
-        update : {"timescale", "plain", "shaped"}
-            OS25 eq. 8 (default), the plain DeepONet prediction, or (experimental) eq. 8 with its
-            chord shaped by a second prediction at tau / 30 (:mod:`thermoemu.update_rules`; it
-            needs predictions accurate at tau / 30 and is worse than eq. 8 with the shipped
-            nets). Primordial grids only.
+        update : {"timescale", "plain", "shaped", "tangent"}
+            OS25 eq. 8 (default), the plain DeepONet prediction, (experimental) eq. 8 with its
+            chord shaped by a second prediction at tau / 30 (it needs predictions accurate at
+            tau / 30 and is worse than eq. 8 with the shipped nets), or the chord bent to the
+            reference network's linearly implicit slope at the start, eq. 8 above 1e15 cm^-3
+            (the most accurate over many short steps; :mod:`thermoemu.update_rules`). Primordial
+            grids only.
         out_of_domain : {"reference", "flag", "raise"}
             Cells outside the trained ranges are advanced by the reference solver (default),
             returned as NaN and flagged, or make the call raise.

@@ -296,7 +296,7 @@ def build_parser():
     c.add_argument("--compare", default=None, metavar="F1,F2,...",
                    help="with --emulator: step fractions to compare, e.g. 0.1,0.01,0.001")
     c.add_argument("--updates", default="timescale,plain", metavar="U1,U2,...",
-                   help="with --emulator: update rules to run (timescale = OS25 eq. 8, plain, shaped)")
+                   help="with --emulator: update rules to run (timescale = OS25 eq. 8, plain, shaped, tangent)")
     c.add_argument("-o", "--output", default="collapse.nc", help="netCDF trajectory (default collapse.nc)")
     c.add_argument("--plot", default=None, help="write a plot (PNG/PDF) of T and abundances vs n_H")
     c.add_argument("--step-fraction", type=float, default=0.1,

@@ -29,7 +29,7 @@ from .reference import default_network, free_fall_time
 from .networks.primordial.saha import saha_state, total_energy
 from .saha_table import SAHA_MAX_DENSITY, SAHA_MIN_DENSITY, SahaTableSpec, load_saha_table
 from .solvers.rosenbrock import SolverSettings, integrate
-from .update_rules import SHAPE_PROBE, update_fraction
+from .update_rules import SHAPE_PROBE, network_slope, update_fraction
 
 __all__ = ["collapse", "initial_collapse_state", "reference_stepper", "emulator_stepper",
            "timescale_update_reference_stepper", "HIGH_DENSITY_METHODS"]
@@ -108,12 +108,13 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
         Relative change that defines tau_eps (OS25: 0.1).
     dt_max_over_t_ff : float
         Cap of tau_eps in units of t_ff (OS25: 10^0.5).
-    update : {"timescale", "shaped"}
-        The rule: eq. 8's chord, or the chord shaped by a second point x(tau / q)
-        (:func:`thermoemu.update_rules.shaped_fraction`), as the emulator's ``update=``.
+    update : {"timescale", "shaped", "tangent"}
+        The rule: eq. 8's chord, the chord shaped by a second point x(tau / q)
+        (:func:`thermoemu.update_rules.shaped_fraction`), or by the network's linearly implicit
+        slope at x0 (:func:`thermoemu.update_rules.tangent_fraction`), as the emulator's ``update=``.
     """
-    if update not in ("timescale", "shaped"):
-        raise ValueError(f"update = {update!r}; allowed: 'timescale', 'shaped'")
+    if update not in ("timescale", "shaped", "tangent"):
+        raise ValueError(f"update = {update!r}; allowed: 'timescale', 'shaped', 'tangent'")
     if not 0 < eps < 1:
         raise ValueError(f"eps = {eps!r}; must be in (0, 1)")
     if not dt_max_over_t_ff > 0:
@@ -135,7 +136,8 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
             pred_ok[cols] &= probe_ok
             return probe.T
 
-        frac = update_fraction(update, dt, tau.T, x.T, pred.T, probe_at).T
+        frac = update_fraction(update, dt, tau.T, x.T, pred.T, probe_at,
+                               lambda cols: network_slope(network, n[cols], x[:, cols], dt[cols]), eps=eps).T
         x_new = x + frac * (pred - x)
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), 1e-40)
         ok = res.success & pred_ok

@@ -72,6 +72,11 @@ def _pyplot():
     return plt
 
 
+_UPDATE_STYLES = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
+                  "plain": dict(color="tab:blue", ls=":"), "shaped": dict(color="tab:green", ls="-."),
+                  "tangent": dict(color="tab:red", ls="-")}
+
+
 def plot_collapse_comparison(tracks, path=None):
     """OS25 Fig. 7: temperature against n_H, reference (solid), timescale-based (dashed) and plain
     (dotted) emulator, one panel per dt / t_ff.
@@ -86,8 +91,7 @@ def plot_collapse_comparison(tracks, path=None):
     fractions = sorted(tracks, reverse=True)
     fig, axes = plt.subplots(len(fractions), 1, figsize=(7, 2.8 * len(fractions)), sharex=True,
                              constrained_layout=True, squeeze=False)
-    styles = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
-              "plain": dict(color="tab:blue", ls=":"), "shaped": dict(color="tab:green", ls="-.")}
+    styles = _UPDATE_STYLES
     for ax, f in zip(axes[:, 0], fractions):
         for method, ds in tracks[f].items():
             ax.loglog(ds["n_H"].values, ds["temperature"].values, label=method if method == "reference"
@@ -108,8 +112,7 @@ def plot_fixed_density(ds, path=None):
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4), constrained_layout=True)
     it = ds["iteration"].values
-    styles = {"reference": dict(color="k", lw=1.6), "timescale": dict(color="tab:orange", ls="--"),
-              "plain": dict(color="tab:blue", ls=":"), "shaped": dict(color="tab:green", ls="-.")}
+    styles = _UPDATE_STYLES
     for m in ds["method"].values:
         ax.plot(it, ds["temperature"].sel({"method": m}).values, label=str(m), **styles[str(m)])
     ax.set_xscale("symlog", linthresh=1)

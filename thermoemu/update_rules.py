@@ -1,7 +1,8 @@
 """Update rules: how far along the predicted change x(tau) - x0 a step dt < tau moves.
 
-Both rules write the update of one variable as ``x' = x0 + w (x(tau) - x0)`` with ``w`` in [0, 1]
-and tau = tau_eps (capped at dt_max); for dt >= tau the step takes the prediction x(dt) itself.
+All rules write the update of one variable as ``x' = x0 + w (x(tau) - x0)`` with ``w`` in [0, 1]
+and tau = tau_eps (capped at dt_max); for dt >= tau the step takes the prediction x(dt) itself
+(``tangent_fraction`` may also step against the predicted change, w in [-1, 0]).
 
 ``chord_fraction`` is OS25 eq. 8: ``w = dt / tau``, the straight chord from x0 to x(tau). It
 stands for the tangent only if the path is straight. Where the change decelerates (H2 formation
@@ -22,18 +23,36 @@ moves to the predicted end state x(tau), which near a balance is the balance wha
 and ``w -> 0`` stays put. But a probe of the wrong sign (a noisy predictor) gives ``a = -SHAPE_MAX``
 and freezes the variable for every step shorter than tau, a lag that does accumulate; the rule
 needs predictions accurate well below the change eps / q over tau / q (docs/emulator.md).
+
+``tangent_fraction`` (ours, ``update="tangent"``) takes the path's shape from the rate equations
+instead of a second prediction: the same exponential family, with ``a`` fixed by the initial
+slope x'(0) = s, ``s tau / (x(tau) - x0) = a / (1 - e^-a)``. The slope is the linearly implicit
+(Rosenbrock-Euler) rate ``(I - dt J)^-1 f`` of the network at x0 (``implicit_slope``), so that the
+microsecond relaxation of H- and H2+ is not read as a fast change of e-. For dt << tau / a the
+step is then the linearly implicit step s dt itself, whatever the predicted x(tau); x(tau) bends
+the path over longer steps and bounds it. Where the slope opposes the predicted change (a path
+that turns within tau, which no member of the family can follow) the step is s dt, bounded by
+|x(tau) - x0|. Above ``TANGENT_MAX_DENSITY`` (1e15 cm^-3) the linearization of the stiff
+H2-dissociation / temperature balance fails (the linearly implicit step has the wrong sign even
+at 1e-3 t_ff near 1e17 cm^-3), and the rule is eq. 8's chord there.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["chord_fraction", "shaped_fraction", "shape_parameter", "update_fraction", "SHAPE_PROBE", "SHAPE_MAX"]
+__all__ = ["chord_fraction", "shaped_fraction", "shape_parameter", "tangent_fraction", "tangent_shape_parameter",
+           "implicit_slope", "network_slope", "update_fraction", "SHAPE_PROBE", "SHAPE_MAX", "TANGENT_MAX",
+           "TANGENT_MAX_DENSITY"]
 
 #: q of the second prediction, x(tau / q).
 SHAPE_PROBE = 30.0
 #: Largest |a| of the fitted exponential path (tau / a is its relaxation time).
 SHAPE_MAX = 150.0
+#: Largest |a| of the tangent rule's path (its slope resolves far faster relaxations than a probe).
+TANGENT_MAX = 1e6
+#: n_H [cm^-3] above which ``update="tangent"`` falls back to eq. 8 (module docstring).
+TANGENT_MAX_DENSITY = 1e15
 
 
 def chord_fraction(dt, tau):
@@ -109,12 +128,112 @@ def shaped_fraction(dt, tau, change_probe, change_tau, *, q=SHAPE_PROBE, a_max=S
     return np.where(dt < tau, np.clip(_path(a, u), 0.0, 1.0), 1.0)
 
 
-def update_fraction(update, dt, tau, start, pred, probe_at):
+def _tangent_table(a_max, points=4001):
+    pos = np.geomspace(1e-6, a_max, points // 2)
+    a = np.concatenate([-pos[::-1], [0.0], pos])
+    with np.errstate(over="ignore"):
+        g = np.where(a == 0, 1.0, a / -np.expm1(-np.where(a == 0, 1.0, a)))
+    return a, g
+
+
+def tangent_shape_parameter(slope_ratio, *, a_max=TANGENT_MAX):
+    """The exponential path's ``a`` from its initial slope: ``slope_ratio = x'(0) tau / (x(tau) - x0)``.
+
+    The path's slope at 0 is ``(x(tau) - x0) / tau * a / (1 - e^-a)``, and ``a / (1 - e^-a)``
+    rises from 0 (a -> -inf) through 1 (a = 0, the chord) to ~a (a >> 1). Clipped to |a| <=
+    a_max; a NaN ratio gives a = 0.
+    """
+    key = ("tangent", float(a_max))
+    if key not in _TABLES:
+        _TABLES[key] = _tangent_table(float(a_max))
+    a, g = _TABLES[key]
+    return np.interp(np.nan_to_num(slope_ratio, nan=1.0), g, a)  # g rises with a
+
+
+def tangent_fraction(dt, tau, slope, change_tau, *, max_change=np.inf, a_max=TANGENT_MAX):
+    """Fraction ``w`` of x(tau) - x0 after dt along the exponential path with initial slope ``slope``.
+
+    Parameters
+    ----------
+    dt : array
+        Step [s].
+    tau : array
+        tau_eps [s], capped at dt_max.
+    slope : array
+        dx/dt at x0 [x s^-1] (``implicit_slope``); NaN gives eq. 8's chord.
+    change_tau : array
+        Predicted change after tau, x(tau) - x0.
+    max_change : array
+        Bound on |x' - x0| where the slope opposes the predicted change (``update_fraction``
+        passes eps |x0|: no variable changes by more than eps before its tau_eps).
+    a_max : float
+        Bound on |a|.
+
+    Returns
+    -------
+    ndarray
+        w in [-1, 1]: 1 where dt >= tau; ``slope dt / (x(tau) - x0)`` clipped to [-1, 0] and to
+        ``max_change`` where the slope opposes the predicted change; dt / tau where that change
+        is zero.
+    """
+    if not (np.isfinite(a_max) and a_max > 0):
+        raise ValueError(f"a_max = {a_max!r}; must be finite and > 0")
+    dt, tau, f, dtau, bound = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in
+                                                     (dt, tau, slope, change_tau, max_change)))
+    zero = dtau == 0
+    u = np.clip(dt / np.where(tau > 0, tau, 1.0), 0.0, 1.0)
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        ratio = np.where(zero, 1.0, f * tau / np.where(zero, 1.0, dtau))
+        step = np.where(zero, 0.0, f * dt / np.where(zero, 1.0, dtau))
+        lowest = -np.minimum(1.0, np.where(zero, 0.0, bound / np.abs(np.where(zero, 1.0, dtau))))
+    along = np.clip(_path(tangent_shape_parameter(ratio, a_max=a_max), u), 0.0, 1.0)
+    w = np.where(ratio > 0, along, np.clip(step, lowest, 0.0))
+    w = np.where(np.isfinite(f), w, u)
+    return np.where(dt < tau, w, 1.0)
+
+
+def implicit_slope(f, J, dt):
+    """The linearly implicit (Rosenbrock-Euler) rate ``(I - dt J)^-1 f``, shape (N, n), over steps dt (N,).
+
+    ``f`` (n, N) and ``J`` (n, n, N) are the rate equations' right-hand side and Jacobian at x0.
+    It is the tangent with the stiff modes (H- and H2+ relax in microseconds) damped to what they
+    can do within dt, so that they do not pass for a fast change of a slow variable (e-).
+    """
+    f = np.asarray(f, dtype=float).T
+    J = np.moveaxis(np.asarray(J, dtype=float), -1, 0)
+    A = np.eye(f.shape[1])[None] - np.asarray(dt, dtype=float).reshape(-1, 1, 1) * J
+    with np.errstate(all="ignore"):
+        return np.linalg.solve(A, f[..., None])[..., 0]
+
+
+def network_slope(network, n_H, x, dt):
+    """``implicit_slope`` of ``network`` at states x (n, N), NaN above TANGENT_MAX_DENSITY (eq. 8 there).
+
+    Parameters
+    ----------
+    network : PrimordialNetwork
+    n_H : array (N,)
+        [cm^-3]
+    x : array (n, N)
+        Abundances and temperature [K].
+    dt : array (N,)
+        Step [s].
+    """
+    n_H = np.asarray(n_H, dtype=float)
+    slope = np.full((n_H.size, x.shape[0]), np.nan)
+    low = np.flatnonzero(n_H <= TANGENT_MAX_DENSITY)
+    if low.size:
+        f, J = network.rhs_and_jacobian(x[:, low], network.cell_parameters(n_H[low]))
+        slope[low] = implicit_slope(f, J, np.asarray(dt, dtype=float)[low])
+    return slope
+
+
+def update_fraction(update, dt, tau, start, pred, probe_at, slope_at=None, eps=0.1):
     """Fraction w (N, 7) of the change pred - x0 that a step takes, for ``update`` "timescale" or "shaped".
 
     Parameters
     ----------
-    update : {"timescale", "shaped"}
+    update : {"timescale", "shaped", "tangent"}
     dt : array (N,)
         Step [s].
     tau : array (N, 7)
@@ -126,12 +245,21 @@ def update_fraction(update, dt, tau, start, pred, probe_at):
     probe_at : callable
         ``probe_at(rows)`` -> prediction (len(rows), 7) at tau[rows] / SHAPE_PROBE; called only for
         the cells with dt < tau in some variable, the only ones where the shape matters.
+    slope_at : callable, optional
+        For "tangent": ``slope_at(rows)`` -> dx/dt (len(rows), 7) at the start (``network_slope``),
+        called for the same cells.
+    eps : float
+        The relative change that defines tau_eps (bounds the tangent rule's step against the
+        predicted change).
     """
     frac = chord_fraction(dt[:, None], tau)
-    if update != "shaped":
+    if update not in ("shaped", "tangent"):
         return frac
     rows = np.flatnonzero((dt[:, None] < tau).any(axis=1))
-    if rows.size:
+    if rows.size and update == "tangent":
+        frac[rows] = tangent_fraction(dt[rows, None], tau[rows], slope_at(rows), pred[rows] - start[rows],
+                                      max_change=eps * np.abs(start[rows]))
+    elif rows.size:
         frac[rows] = shaped_fraction(dt[rows, None], tau[rows], probe_at(rows) - start[rows],
                                      pred[rows] - start[rows])
     return frac
