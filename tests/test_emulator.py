@@ -264,7 +264,7 @@ def test_tangent_update_takes_the_network_s_linearly_implicit_step_when_short(ti
     dt = 1e-7 * tau[:, 6]
     out = em.step_arrays(n_H, x, dt)
     assert out.success.all() and np.isfinite(out.x).all()
-    expected = network_slope(em.network, n_H, x, dt)[:, 6] * dt         # temperature [K]
+    expected = network_slope(em.network, n_H, x, dt)[0][:, 6] * dt      # temperature [K]
     np.testing.assert_allclose(out.x[6] - x[6], expected, rtol=1e-2, atol=1e-9 * x[6].max())
     dt_max = em.regions[1].dt_max_over_t_ff * free_fall_time(n_H)
     np.testing.assert_array_equal(em.step_arrays(n_H, x, dt_max).x,

@@ -88,6 +88,24 @@ def test_timescale_update_with_exact_ingredients_measures_the_rule_s_own_error()
     assert tangent < 0.5 * floor[0.1]      # the network's own slope: 0.019 dex in R0-R1 of the whole-track run
 
 
+def test_tangent_update_in_region_4_takes_backward_euler_steps():
+    """Above 1e15 cm^-3 the tangent rule's short steps are the network's backward-Euler steps: from
+    1e16 to 2e16 cm^-3 at 0.01 t_ff with exact ingredients it is the reference to 2e-4 dex, where eq. 8
+    lags by 0.043 dex (measured)."""
+    from thermoemu.evaluate import max_log_deviation
+    from thermoemu.onezone import timescale_update_reference_stepper
+    from thermoemu.reference import default_network
+    from thermoemu.solvers.rosenbrock import SolverSettings
+
+    network, settings = default_network(), SolverSettings()
+    kw = dict(step_fraction=0.01, n_start=1e16, n_end=2e16, temperature=2040.0, y_e=2e-12, y_H2=0.49)
+    reference = collapse(**kw)
+    dev = {u: max_log_deviation(collapse(**kw, stepper=timescale_update_reference_stepper(network, settings, update=u)),
+                                reference) for u in ("timescale", "tangent")}
+    assert dev["timescale"] > 0.03
+    assert dev["tangent"] < 0.002
+
+
 def test_timescale_update_with_exact_ingredients_is_the_solver_beyond_tau():
     from thermoemu.onezone import initial_collapse_state, timescale_update_reference_stepper
     from thermoemu.reference import default_network, free_fall_time

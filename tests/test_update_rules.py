@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from thermoemu.update_rules import (SHAPE_MAX, SHAPE_PROBE, TANGENT_MAX_DENSITY, _path, chord_fraction, implicit_slope,
-                                    network_slope, shape_parameter, shaped_fraction, tangent_fraction,
-                                    tangent_shape_parameter)
+from thermoemu.update_rules import (BACKWARD_EULER_DENSITY, SHAPE_MAX, SHAPE_PROBE, _path, backward_euler_step,
+                                    chord_fraction, implicit_slope, network_slope, shape_parameter, shaped_fraction,
+                                    tangent_fraction, tangent_shape_parameter, update_fraction)
 
 
 def test_chord_is_eq_8():
@@ -87,7 +87,7 @@ def test_tangent_fraction_limits():
     assert tangent_fraction(1e-3, tau, -change / tau, change) == pytest.approx(-1e-3 / tau, rel=1e-9)
     assert tangent_fraction(1.0, tau, -1e3 * change / tau, change) == -1.0
     assert tangent_fraction(1.0, tau, -1e3 * change / tau, change, max_change=0.25 * change) == -0.25
-    # no slope known (NaN, e.g. above TANGENT_MAX_DENSITY) or no predicted change: eq. 8
+    # no slope known (NaN) or no predicted change: eq. 8
     np.testing.assert_allclose(tangent_fraction(dt, tau, np.nan, change), chord_fraction(dt, tau))
     np.testing.assert_allclose(tangent_fraction(dt, tau, 1.0, 0.0), chord_fraction(dt, tau))
     assert tangent_shape_parameter(np.array([1.0, 1e9, -3.0])).tolist() == [0.0, 1e6, -1e6]
@@ -110,10 +110,77 @@ def test_network_slope_is_the_rate_equations_below_the_density_limit():
     from thermoemu.reference import default_network
 
     network = default_network()
-    n_H = np.array([1e2, 1e10, 2 * TANGENT_MAX_DENSITY])
-    x = np.repeat(initial_collapse_state(300.0, 1e-4, 1e-3)[:, None], 3, axis=1)
-    slope = network_slope(network, n_H, x, np.full(3, 1e-30))
-    assert np.isnan(slope[2]).all() and np.isfinite(slope[:2]).all()
-    f = network.rhs(x[:, :2], network.cell_parameters(n_H[:2])).T
+    n_H = np.array([1e2, 1e10])
+    x = np.repeat(initial_collapse_state(300.0, 1e-4, 1e-3)[:, None], 2, axis=1)
+    slope, backward_euler = network_slope(network, n_H, x, np.full(2, 1e-30))
+    assert not backward_euler.any() and np.isfinite(slope).all()
+    f = network.rhs(x, network.cell_parameters(n_H)).T
     slow = [0, 1, 6]                                             # H, H2, T (not the stiff H-, H2+)
-    np.testing.assert_allclose(slope[:2, slow], f[:, slow], rtol=1e-6)
+    np.testing.assert_allclose(slope[:, slow], f[:, slow], rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def region4_states():
+    """Region-4 states as the collapse meets them: relaxed at fixed n_H for 1e4 s, then heated by
+    0.2 % (one compression step), with the step dt = 1e-3 t_ff."""
+    from thermoemu.reference import default_network, free_fall_time
+    from thermoemu.solvers.rosenbrock import SolverSettings, integrate
+
+    network, settings = default_network(), SolverSettings()
+    n_H = np.array([3e15, 1e16, 1e17, 5e17])
+    y_H2 = np.array([0.47, 0.49, 0.47, 0.43])
+    T = np.array([2110.0, 2040.0, 2430.0, 2850.0])
+    y_e = np.full(4, 1e-12)
+    x = np.array([1 - 2 * y_H2 - y_e, y_H2, y_e, y_e, np.full(4, 1e-18), np.full(4, 1e-16), T])
+    x = integrate(network, x, network.cell_parameters(n_H), np.full(4, 1e4), settings).x
+    x[6] *= 1.002
+    return network, settings, n_H, x, 1e-3 * free_fall_time(n_H)
+
+
+def test_backward_euler_step_matches_the_reference_solver_in_region_4(region4_states):
+    """Newton's backward-Euler step over 1e-3 t_ff at 3e15-5e17 cm^-3 is the solver's step to 1e-5 in
+    T and 1e-4 in H and H2 (the linearly implicit step is off by more than the change near 1e17)."""
+    from thermoemu.solvers.rosenbrock import integrate
+
+    network, settings, n_H, x, dt = region4_states
+    ref = integrate(network, x, network.cell_parameters(n_H), dt, settings).x
+    x1, newton = backward_euler_step(network, n_H, x, dt)
+    assert newton.all()
+    np.testing.assert_allclose(x1[6], ref[6], rtol=1e-5)
+    np.testing.assert_allclose(x1[:2], ref[:2], rtol=1e-4)
+    assert np.abs(x1[6] / x[6] - 1).min() > 1e-4               # a real change, resolved to 1e-5
+    slope, backward_euler = network_slope(network, n_H, x, dt)
+    assert backward_euler.all() and (n_H > BACKWARD_EULER_DENSITY).all()
+    np.testing.assert_allclose(x[:, :] + slope.T * dt, x1, rtol=1e-12)
+
+
+def test_backward_euler_step_falls_back_to_the_reference_solver(region4_states):
+    """Where Newton does not converge (here: one iteration allowed), or the step changes a variable by more
+    than max_change, the reference solver's step is taken."""
+    from thermoemu.solvers.rosenbrock import integrate
+
+    network, settings, n_H, x, dt = region4_states
+    x1, newton = backward_euler_step(network, n_H, x, dt, max_iterations=1, settings=settings)
+    assert not newton.all()
+    ref = integrate(network, x[:, ~newton], network.cell_parameters(n_H[~newton]), dt[~newton], settings).x
+    np.testing.assert_array_equal(x1[:, ~newton], ref)
+    # a step that changes a variable by more than max_change is the reference solver's too
+    x1, newton = backward_euler_step(network, n_H, x, dt, max_change=1e-5, settings=settings)
+    assert not newton.any()
+    np.testing.assert_array_equal(x1, integrate(network, x, network.cell_parameters(n_H), dt, settings).x)
+
+
+def test_update_fraction_takes_backward_euler_steps_unbounded():
+    """update="tangent": where the slope is a backward-Euler step's, x' = x0 + slope dt for dt < tau,
+    even beyond the predicted change; elsewhere the path bounds it; dt >= tau takes the prediction."""
+    dt = np.array([1.0, 1.0, 10.0])
+    tau = np.array([[2.0, 2.0], [2.0, 2.0], [2.0, 2.0]])
+    start = np.ones((3, 2))
+    pred = np.array([[1.1, 0.9], [1.1, 0.9], [1.1, 0.9]])
+    slope = np.array([[0.3, -0.3], [0.3, -0.3], [0.3, -0.3]])  # three times the predicted change
+    frac = update_fraction("tangent", dt, tau, start, pred, None,
+                           lambda rows: (slope[rows], np.array([True, False, True])[rows]))
+    new = start + frac * (pred - start)
+    np.testing.assert_allclose(new[0], [1.3, 0.7])              # backward Euler: x0 + slope dt
+    assert 1.0 < new[1, 0] <= 1.1 and 0.9 <= new[1, 1] < 1.0    # bounded by the predicted change
+    np.testing.assert_allclose(new[2], pred[2])                 # dt >= tau: the prediction

@@ -137,8 +137,9 @@ class EmuAccessor:
             OS25 eq. 8 (default), the plain DeepONet prediction, (experimental) eq. 8 with its
             chord shaped by a second prediction at tau / 30 (it needs predictions accurate at
             tau / 30 and is worse than eq. 8 with the shipped nets), or the chord bent to the
-            reference network's linearly implicit slope at the start, eq. 8 above 1e15 cm^-3
-            (the most accurate over many short steps; :mod:`thermoemu.update_rules`). Primordial
+            reference network's linearly implicit slope at the start; above 1e15 cm^-3 short steps
+            (dt < tau) are the network's backward-Euler steps (the most accurate over many short
+            steps; :mod:`thermoemu.update_rules`). Primordial
             grids only.
         out_of_domain : {"reference", "flag", "raise"}
             Cells outside the trained ranges are advanced by the reference solver (default),

@@ -21,9 +21,11 @@ For each cell (n_H, x0 = abundances and T) and step dt:
    ``update="tangent"`` (ours) bends the chord along the exponential path whose initial slope is
    the reference network's own linearly implicit rate at x0 (one right-hand side, Jacobian and
    7 x 7 solve per cell, no integration); for dt << tau that is the linearly implicit step
-   itself, and the DeepONet's x(tau) bends and bounds it over longer steps. Eq. 8 above 1e15 cm^-3,
-   where the linearization fails. With the shipped nets the collapse at 1e-3 t_ff is 0.057 dex off
-   (eq. 8: 0.105). A step longer than dt_max is split into equal substeps <= dt_max.
+   itself, and the DeepONet's x(tau) bends and bounds it over longer steps. Above 1e15 cm^-3,
+   where the linearization fails, variables with dt < tau take the network's backward-Euler step
+   (Newton; the reference solver's step where Newton fails or the step changes a variable by more
+   than eps). With the shipped nets the collapse at 1e-3 t_ff is 0.001 dex off (eq. 8: 0.105);
+   at short steps this rule is the network's implicit step more than an emulator. A step longer than dt_max is split into equal substeps <= dt_max.
 4. **Conservation**: abundances are projected onto hydrogen-nucleus and charge conservation after
    every update (OS25 section 2.3.1).
 5. **High density**: cells with n_H > 1e18 cm^-3 go to the Saha-equilibrium table at conserved
@@ -95,7 +97,8 @@ class Emulator:
     update : {"timescale", "plain", "shaped", "tangent"}
         OS25 eq. 8 (default), plain DeepONet iteration, the experimental shaped chord (needs
         predictions accurate at tau / 30; worse than eq. 8 with the shipped nets), or the chord
-        bent to the network's linearly implicit slope (most accurate at short steps).
+        bent to the network's linearly implicit slope, with backward-Euler steps of the network
+        above 1e15 cm^-3 (most accurate at short steps).
     out_of_domain : {"reference", "flag", "raise"}
     device : str
         torch device (``"cpu"``, ``"cuda"``).
@@ -185,7 +188,7 @@ class Emulator:
             # the path's shape is read from the network's own input (H-, H2+ maybe raised)
             frac = update_fraction(self.update, dt, tau, xin.T, pred, lambda rows: 10.0 ** m.predict_log(
                 n_H[rows], xin[:, rows], tau[rows] / SHAPE_PROBE),
-                lambda rows: network_slope(self.network, n_H[rows], xin[:, rows], dt[rows]), eps=m.eps)
+                lambda rows: network_slope(self.network, n_H[rows], xin[:, rows], dt[rows], m.eps), eps=m.eps)
             x_new = (x0.T + frac * (pred - x0.T)).T  # frac = 1 (x_pred(dt)) where dt >= tau
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), LOG_FLOOR)
         return x_new

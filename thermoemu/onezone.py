@@ -111,7 +111,8 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
     update : {"timescale", "shaped", "tangent"}
         The rule: eq. 8's chord, the chord shaped by a second point x(tau / q)
         (:func:`thermoemu.update_rules.shaped_fraction`), or by the network's linearly implicit
-        slope at x0 (:func:`thermoemu.update_rules.tangent_fraction`), as the emulator's ``update=``.
+        slope at x0 (:func:`thermoemu.update_rules.tangent_fraction`; backward-Euler steps above
+        1e15 cm^-3), as the emulator's ``update=``.
     """
     if update not in ("timescale", "shaped", "tangent"):
         raise ValueError(f"update = {update!r}; allowed: 'timescale', 'shaped', 'tangent'")
@@ -137,7 +138,7 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
             return probe.T
 
         frac = update_fraction(update, dt, tau.T, x.T, pred.T, probe_at,
-                               lambda cols: network_slope(network, n[cols], x[:, cols], dt[cols]), eps=eps).T
+                               lambda cols: network_slope(network, n[cols], x[:, cols], dt[cols], eps), eps=eps).T
         x_new = x + frac * (pred - x)
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), 1e-40)
         ok = res.success & pred_ok

@@ -32,9 +32,15 @@ microsecond relaxation of H- and H2+ is not read as a fast change of e-. For dt 
 step is then the linearly implicit step s dt itself, whatever the predicted x(tau); x(tau) bends
 the path over longer steps and bounds it. Where the slope opposes the predicted change (a path
 that turns within tau, which no member of the family can follow) the step is s dt, bounded by
-|x(tau) - x0|. Above ``TANGENT_MAX_DENSITY`` (1e15 cm^-3) the linearization of the stiff
+|x(tau) - x0|. Above ``BACKWARD_EULER_DENSITY`` (1e15 cm^-3) the linearization of the stiff
 H2-dissociation / temperature balance fails (the linearly implicit step has the wrong sign even
-at 1e-3 t_ff near 1e17 cm^-3), and the rule is eq. 8's chord there.
+at 1e-3 t_ff near 1e17 cm^-3), and the nets' x(tau) there is not accurate enough to bound or bend
+the step. There a variable with dt < tau takes the network's backward-Euler step over dt
+(``backward_euler_step``: Newton with a line search from the linearly implicit step, converged to
+1e-6; the reference solver's step for cells where Newton does not converge or the step changes a
+variable by more than eps, where backward Euler is no longer accurate), x' = x0 + s dt, unbounded
+(w outside [-1, 1] too). At short steps in region 4 the "emulator" is then an implicit integrator
+of the network, and the nets only choose where (dt < tau) and take the steps dt >= tau.
 """
 
 from __future__ import annotations
@@ -42,8 +48,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["chord_fraction", "shaped_fraction", "shape_parameter", "tangent_fraction", "tangent_shape_parameter",
-           "implicit_slope", "network_slope", "update_fraction", "SHAPE_PROBE", "SHAPE_MAX", "TANGENT_MAX",
-           "TANGENT_MAX_DENSITY"]
+           "implicit_slope", "backward_euler_step", "network_slope", "update_fraction", "SHAPE_PROBE",
+           "SHAPE_MAX", "TANGENT_MAX", "BACKWARD_EULER_DENSITY"]
 
 #: q of the second prediction, x(tau / q).
 SHAPE_PROBE = 30.0
@@ -51,8 +57,8 @@ SHAPE_PROBE = 30.0
 SHAPE_MAX = 150.0
 #: Largest |a| of the tangent rule's path (its slope resolves far faster relaxations than a probe).
 TANGENT_MAX = 1e6
-#: n_H [cm^-3] above which ``update="tangent"`` falls back to eq. 8 (module docstring).
-TANGENT_MAX_DENSITY = 1e15
+#: n_H [cm^-3] above which ``update="tangent"`` takes the network's backward-Euler step (module docstring).
+BACKWARD_EULER_DENSITY = 1e15
 
 
 def chord_fraction(dt, tau):
@@ -206,8 +212,101 @@ def implicit_slope(f, J, dt):
         return np.linalg.solve(A, f[..., None])[..., 0]
 
 
-def network_slope(network, n_H, x, dt):
-    """``implicit_slope`` of ``network`` at states x (n, N), NaN above TANGENT_MAX_DENSITY (eq. 8 there).
+def backward_euler_step(network, n_H, x, dt, *, max_change=np.inf, rtol=1e-6, max_iterations=30, settings=None):
+    """The network's backward-Euler step ``x1 = x0 + dt f(x1)`` per cell, by Newton's method.
+
+    Newton starts from x0 (its first iterate is the linearly implicit step) and each iterate is
+    damped by halving until the scaled residual ``|(x1 - x0 - dt f(x1)) / x0|`` decreases (at most
+    10 halvings; abundances are kept >= 1e-40). It has converged when the last change of every
+    variable is below ``rtol`` of its value (``1e-3`` for abundances below 1e-6, whose round-off
+    stalls it). Cells where it does not converge within ``max_iterations`` (near 1e17-1e18 cm^-3
+    the Jacobian's condition number reaches 1e20 and Newton may cycle), or where the step changes
+    T or an abundance above 1e-6 by more than ``max_change`` (relative), take the reference
+    solver's step over dt instead. On random region-4 states over 1e-3 t_ff the backward-Euler T
+    is the solver's to 3.5e-5 dex where every change is below 0.1, but off by up to 0.3 dex in fast
+    transients (changes above 30 %; benchmarks/bench_emulator.py --region 4, docs/emulator.md).
+
+    Parameters
+    ----------
+    network : PrimordialNetwork
+    n_H : array (N,)
+        [cm^-3]
+    x : array (n, N)
+        Abundances and temperature [K] at the start.
+    dt : array (N,)
+        Step [s].
+    max_change : float
+        Largest relative change of T and of the abundances above 1e-6 that the step may take.
+    rtol : float
+        Convergence tolerance of Newton's method.
+    max_iterations : int
+    settings : SolverSettings, optional
+        Of the reference solver for the cells where Newton does not converge.
+
+    Returns
+    -------
+    x1 : ndarray (n, N)
+    newton : ndarray of bool (N,)
+        True where the backward-Euler step was taken, False where the reference solver's.
+    """
+    from .solvers.rosenbrock import integrate
+
+    n_H, dt = np.asarray(n_H, dtype=float), np.asarray(dt, dtype=float)
+    x0 = np.asarray(x, dtype=float)
+    cells = network.cell_parameters(n_H)
+    nvar = x0.shape[0]
+    scale = np.abs(x0) + np.r_[np.full(nvar - 1, 1e-30), 0.0][:, None]
+    x1, converged = x0.copy(), np.zeros(n_H.size, dtype=bool)
+    active = np.arange(n_H.size)
+
+    def merit_of(xc, idx, cell):
+        with np.errstate(all="ignore"):
+            return (((xc - x0[:, idx] - dt[idx] * network.rhs(xc, cell)) / scale[:, idx]) ** 2).sum(axis=0)
+
+    for _ in range(max_iterations):
+        if not active.size:
+            break
+        cell = network.take_cells(cells, active)
+        xa = x1[:, active]
+        f, J = network.rhs_and_jacobian(xa, cell)
+        g = xa - x0[:, active] - dt[active] * f
+        merit = ((g / scale[:, active]) ** 2).sum(axis=0)
+        A = np.eye(nvar)[None] - dt[active, None, None] * np.moveaxis(J, -1, 0)
+        with np.errstate(all="ignore"):
+            d = np.linalg.solve(A, -g.T[..., None])[..., 0].T
+        lam, accepted, new = np.ones(active.size), np.zeros(active.size, dtype=bool), xa.copy()
+        for _ in range(10):
+            todo = np.flatnonzero(~accepted)
+            if not todo.size:
+                break
+            trial = xa[:, todo] + lam[todo] * d[:, todo]
+            trial[:-1] = np.maximum(trial[:-1], 1e-40)
+            m = merit_of(trial, active[todo], network.take_cells(cell, todo))
+            good = np.isfinite(m) & (m <= (1.0 - 1e-4 * lam[todo]) * merit[todo])
+            new[:, todo[good]] = trial[:, good]
+            accepted[todo[good]] = True
+            lam[todo[~good]] *= 0.5
+        tol = np.where(np.abs(new) >= 1e-6, rtol, 1e-3) * np.abs(new)
+        tol[-1] = rtol * np.abs(new[-1])
+        done = accepted & (np.abs(new - xa) <= tol).all(axis=0)
+        x1[:, active] = new
+        converged[active[done]] = True
+        active = active[~done & accepted]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.abs(x1 / x0 - 1.0)
+    change[:-1][np.abs(x0[:-1]) < 1e-6] = 0.0
+    converged &= change.max(axis=0) <= max_change
+    failed = np.flatnonzero(~converged)
+    if failed.size:
+        x1[:, failed] = integrate(network, x0[:, failed], network.take_cells(cells, failed), dt[failed], settings).x
+    return x1, converged
+
+
+def network_slope(network, n_H, x, dt, eps=0.1):
+    """The network's rate over dt at states x (n, N), and where it is a backward-Euler step.
+
+    ``implicit_slope`` (linearly implicit) up to BACKWARD_EULER_DENSITY; above it
+    ``(backward_euler_step - x) / dt`` with ``max_change=eps`` (module docstring).
 
     Parameters
     ----------
@@ -218,18 +317,33 @@ def network_slope(network, n_H, x, dt):
         Abundances and temperature [K].
     dt : array (N,)
         Step [s].
+    eps : float
+        The relative change that defines tau_eps: a backward-Euler step that changes a variable by
+        more than eps (a step longer than its tau) is replaced by the reference solver's.
+
+    Returns
+    -------
+    slope : ndarray (N, n)
+        [x s^-1]
+    backward_euler : ndarray of bool (N,)
+        True where the slope is a backward-Euler step's (the tangent rule takes it unbounded).
     """
-    n_H = np.asarray(n_H, dtype=float)
-    slope = np.full((n_H.size, x.shape[0]), np.nan)
-    low = np.flatnonzero(n_H <= TANGENT_MAX_DENSITY)
+    n_H, dt = np.asarray(n_H, dtype=float), np.asarray(dt, dtype=float)
+    slope = np.empty((n_H.size, x.shape[0]))
+    dense = n_H > BACKWARD_EULER_DENSITY
+    low = np.flatnonzero(~dense)
     if low.size:
         f, J = network.rhs_and_jacobian(x[:, low], network.cell_parameters(n_H[low]))
-        slope[low] = implicit_slope(f, J, np.asarray(dt, dtype=float)[low])
-    return slope
+        slope[low] = implicit_slope(f, J, dt[low])
+    high = np.flatnonzero(dense)
+    if high.size:
+        x1, _ = backward_euler_step(network, n_H[high], x[:, high], dt[high], max_change=eps)
+        slope[high] = ((x1 - x[:, high]) / dt[high]).T
+    return slope, dense
 
 
 def update_fraction(update, dt, tau, start, pred, probe_at, slope_at=None, eps=0.1):
-    """Fraction w (N, 7) of the change pred - x0 that a step takes, for ``update`` "timescale" or "shaped".
+    """Fraction w (N, 7) of the change pred - x0 that a step takes, for ``update`` "timescale", "shaped" or "tangent".
 
     Parameters
     ----------
@@ -246,8 +360,9 @@ def update_fraction(update, dt, tau, start, pred, probe_at, slope_at=None, eps=0
         ``probe_at(rows)`` -> prediction (len(rows), 7) at tau[rows] / SHAPE_PROBE; called only for
         the cells with dt < tau in some variable, the only ones where the shape matters.
     slope_at : callable, optional
-        For "tangent": ``slope_at(rows)`` -> dx/dt (len(rows), 7) at the start (``network_slope``),
-        called for the same cells.
+        For "tangent": ``slope_at(rows)`` -> (dx/dt (len(rows), 7), backward_euler (len(rows),)), as
+        ``network_slope`` returns them, called for the same cells. Where ``backward_euler`` the
+        step is x0 + slope dt itself for the variables with dt < tau.
     eps : float
         The relative change that defines tau_eps (bounds the tangent rule's step against the
         predicted change).
@@ -257,8 +372,13 @@ def update_fraction(update, dt, tau, start, pred, probe_at, slope_at=None, eps=0
         return frac
     rows = np.flatnonzero((dt[:, None] < tau).any(axis=1))
     if rows.size and update == "tangent":
-        frac[rows] = tangent_fraction(dt[rows, None], tau[rows], slope_at(rows), pred[rows] - start[rows],
-                                      max_change=eps * np.abs(start[rows]))
+        slope, exact = slope_at(rows)
+        change = pred[rows] - start[rows]
+        frac[rows] = tangent_fraction(dt[rows, None], tau[rows], slope, change, max_change=eps * np.abs(start[rows]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            step = slope * dt[rows, None] / change         # the backward-Euler step as a fraction of the change
+        take = exact[:, None] & (dt[rows, None] < tau[rows]) & np.isfinite(step)
+        frac[rows] = np.where(take, step, frac[rows])
     elif rows.size:
         frac[rows] = shaped_fraction(dt[rows, None], tau[rows], probe_at(rows) - start[rows],
                                      pred[rows] - start[rows])
