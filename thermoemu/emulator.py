@@ -188,7 +188,8 @@ class Emulator:
             # the path's shape is read from the network's own input (H-, H2+ maybe raised)
             frac = update_fraction(self.update, dt, tau, xin.T, pred, lambda rows: 10.0 ** m.predict_log(
                 n_H[rows], xin[:, rows], tau[rows] / SHAPE_PROBE),
-                lambda rows: network_slope(self.network, n_H[rows], xin[:, rows], dt[rows], m.eps), eps=m.eps)
+                lambda rows: network_slope(self.network, n_H[rows], xin[:, rows], dt[rows], m.eps,
+                                            self.settings), eps=m.eps)
             x_new = (x0.T + frac * (pred - x0.T)).T  # frac = 1 (x_pred(dt)) where dt >= tau
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), LOG_FLOOR)
         return x_new

@@ -138,7 +138,7 @@ def timescale_update_reference_stepper(network, settings, *, eps=0.1, dt_max_ove
             return probe.T
 
         frac = update_fraction(update, dt, tau.T, x.T, pred.T, probe_at,
-                               lambda cols: network_slope(network, n[cols], x[:, cols], dt[cols], eps), eps=eps).T
+                               lambda cols: network_slope(network, n[cols], x[:, cols], dt[cols], eps, settings), eps=eps).T
         x_new = x + frac * (pred - x)
         x_new[:6] = np.maximum(project_abundances(x_new[:6]), 1e-40)
         ok = res.success & pred_ok

@@ -302,7 +302,7 @@ def backward_euler_step(network, n_H, x, dt, *, max_change=np.inf, rtol=1e-6, ma
     return x1, converged
 
 
-def network_slope(network, n_H, x, dt, eps=0.1):
+def network_slope(network, n_H, x, dt, eps=0.1, settings=None):
     """The network's rate over dt at states x (n, N), and where it is a backward-Euler step.
 
     ``implicit_slope`` (linearly implicit) up to BACKWARD_EULER_DENSITY; above it
@@ -320,6 +320,8 @@ def network_slope(network, n_H, x, dt, eps=0.1):
     eps : float
         The relative change that defines tau_eps: a backward-Euler step that changes a variable by
         more than eps (a step longer than its tau) is replaced by the reference solver's.
+    settings : SolverSettings, optional
+        Of that reference solver (the caller's, e.g. the Emulator's fallback settings).
 
     Returns
     -------
@@ -337,7 +339,8 @@ def network_slope(network, n_H, x, dt, eps=0.1):
         slope[low] = implicit_slope(f, J, dt[low])
     high = np.flatnonzero(dense)
     if high.size:
-        x1, _ = backward_euler_step(network, n_H[high], x[:, high], dt[high], max_change=eps)
+        x1, _ = backward_euler_step(network, n_H[high], x[:, high], dt[high], max_change=eps,
+                                    settings=settings)
         slope[high] = ((x1 - x[:, high]) / dt[high]).T
     return slope, dense
 
