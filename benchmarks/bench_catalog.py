@@ -19,14 +19,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from thermoemu.catalog import build_catalog
-from thermoemu.catalog_spec import load_spec
+from thermoemu.core.catalog import build_catalog
+from thermoemu.core.spec import load_spec
 
 
 def run(workers=(1, 2), samples=8000, shard_size=500, spec="popiii-r1"):
     base = load_spec(spec)
     raw = dict(base.raw, samples=samples, shard_size=shard_size)
-    from thermoemu.catalog_spec import validate_spec
+    from thermoemu.core.spec import validate_spec
     spec_obj = validate_spec(raw)
     rows = []
     checksums = None

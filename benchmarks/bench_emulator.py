@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thermoemu.emulator import Emulator
-from thermoemu.reference import default_network, free_fall_time
-from thermoemu.sampling import sample_region
+from thermoemu.primordial.emulator import Emulator
+from thermoemu.primordial.physics.network import default_network, free_fall_time
+from thermoemu.primordial.sampling import sample_region
 from thermoemu.solvers.rosenbrock import SolverSettings, integrate
-from thermoemu.update_rules import backward_euler_step
+from thermoemu.primordial.update_rules import backward_euler_step
 
 
 def run(cube=32, reference_cells=2048, threads=1, model="default", region=1, seed=0):

@@ -1,6 +1,6 @@
 """Cost per cell of an NNN step against the pynucastro mesa80 burn, on the same states, in the same run.
 
-States: sampled as the mesa80 test catalog samples them (catalogs/si-mesa80-test.yaml, shard 0; log T
+States: sampled as the mesa80 test catalog samples them (thermoemu/data/catalogs/si-mesa80-test.yaml, shard 0; log T
 in [9.2, 9.9], log rho in [7, 9], compositions over the small-net isotopes), dt = 0.1 s. Timed, on one
 core (torch and numba single-threaded):
 
@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thermoemu.catalog_spec import load_spec
-from thermoemu.models.nnn import NNN, NNNConfig, load_nnn_set
-from thermoemu.networks.nuclear.build import load_network
-from thermoemu.networks.nuclear.burner import burn
-from thermoemu.nuclear_catalog import sample_nuclear_inputs
-from thermoemu.nuclear_emulator import default_nnn_dir
+from thermoemu.core.spec import load_spec
+from thermoemu.nuclear.nnn import NNN, NNNConfig, load_nnn_set
+from thermoemu.nuclear.network import load_network
+from thermoemu.nuclear.burner import burn
+from thermoemu.nuclear.catalog import sample_nuclear_inputs
+from thermoemu.nuclear.emulator import default_nnn_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from thermoemu.networks.primordial.saha import saha_abundances, saha_state, total_energy
-from thermoemu.reference import default_network, free_fall_time
-from thermoemu.saha_table import load_saha_table
+from thermoemu.primordial.physics.saha import saha_abundances, saha_state, total_energy
+from thermoemu.primordial.physics.network import default_network, free_fall_time
+from thermoemu.primordial.saha_table import load_saha_table
 from thermoemu.solvers.rosenbrock import SolverSettings, integrate
 
 

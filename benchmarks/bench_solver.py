@@ -29,12 +29,12 @@ from pathlib import Path
 
 import numpy as np
 
-from thermoemu.reference import default_network, free_fall_time
-from thermoemu.sampling import sample_region
-from thermoemu.solvers import compiled
+from thermoemu.primordial.physics.network import default_network, free_fall_time
+from thermoemu.primordial.sampling import sample_region
+from thermoemu.primordial.physics import compiled
 from thermoemu.solvers.percell import integrate_per_cell
 from thermoemu.solvers.rosenbrock import SolverSettings, integrate
-from thermoemu.validation import _dlog10
+from thermoemu.primordial.validation import _dlog10
 
 ROOT = Path(__file__).resolve().parent
 

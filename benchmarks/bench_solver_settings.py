@@ -15,10 +15,10 @@ import time
 
 import numpy as np
 
-from thermoemu.reference import default_network, free_fall_time
-from thermoemu.sampling import sample_region
+from thermoemu.primordial.physics.network import default_network, free_fall_time
+from thermoemu.primordial.sampling import sample_region
 from thermoemu.solvers.rosenbrock import SolverSettings, integrate
-from thermoemu.validation import _dlog10
+from thermoemu.primordial.validation import _dlog10
 
 SETTINGS = {
     "rtol=1e-2": SolverSettings(rtol=1e-2),

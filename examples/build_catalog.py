@@ -1,7 +1,7 @@
 """Build a small Region-1 training catalog on a local dask cluster, then read it back.
 
 Run: python examples/build_catalog.py  (about a minute on two cores). Re-running it resumes: the
-finished shards are kept. For the full 1e5-sample catalogs: thermoemu build catalogs/popiii-r1.yaml.
+finished shards are kept. For the full 1e5-sample catalogs: thermoemu build popiii-r1.
 """
 
 import numpy as np

@@ -6,7 +6,7 @@ Run: python examples/collapse.py   (about 25 s at dt = 0.1 t_ff)
 import numpy as np
 
 import thermoemu as te
-from thermoemu.plotting import plot_collapse
+from thermoemu.primordial.plotting import plot_collapse
 
 track = te.collapse(step_fraction=0.1, progress=True)
 plot_collapse(track, "collapse_example.png")

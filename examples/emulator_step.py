@@ -7,7 +7,7 @@ import numpy as np
 import xarray as xr
 
 import thermoemu as te
-from thermoemu.sampling import sample_region
+from thermoemu.primordial.sampling import sample_region
 
 shape = (16, 16, 16)
 n_H, x = sample_region(1, int(np.prod(shape)), np.random.default_rng(0))

@@ -14,7 +14,7 @@ import numpy as np
 import xarray as xr
 
 import thermoemu as te
-from thermoemu.sampling import sample_region
+from thermoemu.primordial.sampling import sample_region
 
 shape = (24, 24, 24)
 dims = ("x", "y", "z")

@@ -5,7 +5,7 @@
 For the states of the reference collapse tracks written by ``thermoemu collapse --emulator default
 --compare 0.1,0.01,0.001 -o DIR`` above 1e15 cm^-3 (each step's start, after the compression of the
 step before), and for ``--random`` random region-4 states (OS25 Table 1 box): the fraction of cells
-where :func:`thermoemu.update_rules.backward_euler_step` took Newton's step (converged, every
+where :func:`thermoemu.primordial.update_rules.backward_euler_step` took Newton's step (converged, every
 change <= eps = 0.1), and its |d log10 T| against the reference solver's step over the same dt
 (those cells; the others are the reference's step by construction). Random states: also by the
 largest relative change of the step, with Newton's step taken whatever the change. docs/emulator.md
@@ -20,7 +20,7 @@ import numpy as np
 
 def compare(network, settings, n_H, x, dt):
     from thermoemu.solvers.rosenbrock import integrate
-    from thermoemu.update_rules import backward_euler_step
+    from thermoemu.primordial.update_rules import backward_euler_step
 
     ref = integrate(network, x, network.cell_parameters(n_H), dt, settings).x
     x1, newton = backward_euler_step(network, n_H, x, dt, max_change=0.1, settings=settings)
@@ -36,8 +36,8 @@ def compare(network, settings, n_H, x, dt):
 def main(argv=None):
     import xarray as xr
 
-    from thermoemu.reference import default_network, free_fall_time
-    from thermoemu.sampling import sample_region
+    from thermoemu.primordial.physics.network import default_network, free_fall_time
+    from thermoemu.primordial.sampling import sample_region
     from thermoemu.solvers.rosenbrock import SolverSettings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

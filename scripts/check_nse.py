@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from thermoemu.networks.nuclear.build import NETWORKS, load_network
-from thermoemu.networks.nuclear.burner import burn
+from thermoemu.nuclear.network import NETWORKS, load_network
+from thermoemu.nuclear.burner import burn
 
 START = {"si28": 0.5, "s32": 0.25, "ar36": 0.1, "ca40": 0.1, "fe54": 0.05}
 

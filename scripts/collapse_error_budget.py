@@ -22,11 +22,11 @@ import numpy as np
 
 
 def main(argv=None):
-    from thermoemu.emulator import Emulator, _clamp_trace
-    from thermoemu.models.features import VARIABLES
-    from thermoemu.onezone import collapse, reference_at_own_times
-    from thermoemu.reference import default_network, free_fall_time
-    from thermoemu.sampling import region_of
+    from thermoemu.primordial.emulator import Emulator, _clamp_trace
+    from thermoemu.primordial.models.features import VARIABLES
+    from thermoemu.primordial.onezone import collapse, reference_at_own_times
+    from thermoemu.primordial.physics.network import default_network, free_fall_time
+    from thermoemu.primordial.sampling import region_of
     from thermoemu.solvers.rosenbrock import SolverSettings, integrate
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from thermoemu.emulator import Emulator
-from thermoemu.evaluate import accuracy_table
-from thermoemu.models import NetConfig, TrainSettings, train_region
-from thermoemu.reference import free_fall_time
-from thermoemu.sampling import sample_region
+from thermoemu.primordial.emulator import Emulator
+from thermoemu.primordial.evaluate import accuracy_table
+from thermoemu.primordial.models import NetConfig, TrainSettings, train_region
+from thermoemu.primordial.physics.network import free_fall_time
+from thermoemu.primordial.sampling import sample_region
 
 ROOT = Path(__file__).resolve().parent.parent
 

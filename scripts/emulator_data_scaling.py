@@ -19,11 +19,11 @@ import sys
 import time
 from pathlib import Path
 
-from thermoemu.catalog import build_catalog
-from thermoemu.catalog_spec import load_spec
-from thermoemu.emulator import Emulator
-from thermoemu.evaluate import accuracy_table
-from thermoemu.models import TrainSettings, train_region
+from thermoemu.core.catalog import build_catalog
+from thermoemu.core.spec import load_spec
+from thermoemu.primordial.emulator import Emulator
+from thermoemu.primordial.evaluate import accuracy_table
+from thermoemu.primordial.models import TrainSettings, train_region
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_default_models import PREDICTOR, ROOT, catalog_folder  # noqa: E402  the shipped layout and folders

@@ -6,7 +6,7 @@ For each density, the state of the reference collapse (dt = 0.1 t_ff) there; tau
 region's DGM net (capped at dt_max); then, per variable, the relative change (x(t) - x0) / x0 at
 t = tau and t = tau / q from the DeepONet and from the reference solver, and their ratio
 r = change(tau / q) / change(tau), the number ``update="shaped"`` reads
-(:mod:`thermoemu.update_rules`; a straight path has r = 1/q). Prints one line per variable;
+(:mod:`thermoemu.primordial.update_rules`; a straight path has r = 1/q). Prints one line per variable;
 docs/emulator.md quotes it.
 """
 
@@ -16,13 +16,13 @@ import numpy as np
 
 
 def main(argv=None):
-    from thermoemu.emulator import Emulator, _clamp_trace
-    from thermoemu.models.features import VARIABLES
-    from thermoemu.onezone import collapse, reference_at_own_times
-    from thermoemu.reference import default_network, free_fall_time
-    from thermoemu.sampling import region_of
+    from thermoemu.primordial.emulator import Emulator, _clamp_trace
+    from thermoemu.primordial.models.features import VARIABLES
+    from thermoemu.primordial.onezone import collapse, reference_at_own_times
+    from thermoemu.primordial.physics.network import default_network, free_fall_time
+    from thermoemu.primordial.sampling import region_of
     from thermoemu.solvers.rosenbrock import SolverSettings
-    from thermoemu.update_rules import SHAPE_PROBE
+    from thermoemu.primordial.update_rules import SHAPE_PROBE
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="default")

@@ -6,9 +6,9 @@
 For each outer step dt (in units of t_ff) and each eps, runs the one-zone collapse to 1e18 cm^-3
 twice: with the reference solver (the ground truth of ``thermoemu collapse --emulator``), and with
 eq. 8 applied to exact ingredients, tau_eps and x(tau) from the reference solver
-(:func:`thermoemu.onezone.timescale_update_reference_stepper`). Their max |d log10 T| is what the
+(:func:`thermoemu.primordial.onezone.timescale_update_reference_stepper`). Their max |d log10 T| is what the
 update rule itself costs (``--update shaped``: the chord shaped by a second point, see
-:mod:`thermoemu.update_rules`); a trained emulator adds its own prediction errors on top. Writes
+:mod:`thermoemu.primordial.update_rules`); a trained emulator adds its own prediction errors on top. Writes
 ``floor.json`` (whole track and per density region) and ``floor.png`` under ``--out``; docs/emulator.md
 quotes them.
 """
@@ -22,9 +22,9 @@ import numpy as np
 
 
 def main(argv=None):
-    from thermoemu.evaluate import _log_deviation, max_log_deviation, max_log_deviation_by_region
-    from thermoemu.onezone import collapse, timescale_update_reference_stepper
-    from thermoemu.reference import default_network
+    from thermoemu.primordial.evaluate import _log_deviation, max_log_deviation, max_log_deviation_by_region
+    from thermoemu.primordial.onezone import collapse, timescale_update_reference_stepper
+    from thermoemu.primordial.physics.network import default_network
     from thermoemu.solvers.rosenbrock import SolverSettings
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

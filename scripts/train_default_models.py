@@ -16,10 +16,10 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from thermoemu.catalog import build_catalog
-from thermoemu.catalog_spec import load_spec
-from thermoemu.models import NetConfig, TrainSettings, train_region
-from thermoemu.models.artifact import default_model_dir
+from thermoemu.core.catalog import build_catalog
+from thermoemu.core.spec import load_spec
+from thermoemu.primordial.models import NetConfig, TrainSettings, train_region
+from thermoemu.primordial.models.artifact import default_model_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Sizes of the shipped models: small enough to ship (about 0.8 MB per region) and train on a CPU.

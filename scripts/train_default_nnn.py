@@ -22,11 +22,11 @@ import shutil
 import time
 from pathlib import Path
 
-from thermoemu.catalog import build_catalog
-from thermoemu.catalog_spec import load_spec
-from thermoemu.models.nnn import train_nnn
-from thermoemu.models.training import TrainSettings
-from thermoemu.nuclear_emulator import default_nnn_dir
+from thermoemu.core.catalog import build_catalog
+from thermoemu.core.spec import load_spec
+from thermoemu.nuclear.nnn import train_nnn
+from thermoemu.core.training import TrainSettings
+from thermoemu.nuclear.emulator import default_nnn_dir
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Size of the shipped NNNs (about 240k parameters, 0.95 MB each).

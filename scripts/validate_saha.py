@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from thermoemu.onezone import collapse
-from thermoemu.saha_table import check_table, load_saha_table
+from thermoemu.primordial.onezone import collapse
+from thermoemu.primordial.saha_table import check_table, load_saha_table
 
 LANDMARKS = (1e18, 1e19, 1e20, 1e21, 1e22)
 
@@ -88,7 +88,7 @@ def main(argv=None):
         print(json.dumps(summary["collapse"][-1], indent=1))
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=_plain))
 
-    from thermoemu.plotting import plot_saha_collapse
+    from thermoemu.primordial.plotting import plot_saha_collapse
     plot_saha_collapse(tracks, out / "saha_collapse.png")
     print(f"wrote {out / 'summary.json'} and {out / 'saha_collapse.png'}")
 

@@ -9,8 +9,8 @@ import pytest
 # cache), set before any dask worker starts so the workers share it; the user's cache is untouched.
 os.environ["THERMOEMU_CACHE"] = tempfile.mkdtemp(prefix="thermoemu-test-cache-")
 
-from thermoemu.networks.primordial.network import PrimordialNetwork
-from thermoemu.sampling import sample_region
+from thermoemu.primordial.physics.network import PrimordialNetwork
+from thermoemu.primordial.sampling import sample_region
 
 warnings.filterwarnings("ignore", category=RuntimeWarning)
 

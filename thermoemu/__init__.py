@@ -5,27 +5,35 @@ batched stiff solver, the one-zone free-fall collapse to 1e22 cm^-3, the Saha-eq
 above 1e18 cm^-3, training catalogs, and the emulator (``ds.emu.step(dt)``, :class:`Emulator`);
 nuclear state grids, the pynucastro burner and NNN model sets (``ds.emu.step(dt)`` on a nuclear
 grid, :class:`NuclearEmulator`; pynucastro comes with the ``nuclear`` extra).
+
+The package is one core and two wings (docs/architecture.md): :mod:`thermoemu.core` knows no
+physics, :mod:`thermoemu.solvers` integrates any network, and :mod:`thermoemu.primordial` and
+:mod:`thermoemu.nuclear` each register a chemistry that the accessor and the CLI find.
 """
 
-from . import accessor as _accessor  # registers ds.emu
-from .catalog import build_catalog, open_catalog
-from .emulator import Emulator, OutOfDomainError
-from .catalog_spec import load_spec
-from .networks.primordial.network import PrimordialNetwork, PrimordialOptions, SPECIES
-from .nuclear_emulator import NuclearEmulator
-from .nuclear_state import burn_state, nuclear_state, validate_nuclear_state
-from .onezone import collapse
-from .networks.primordial.saha import saha_abundances, saha_state, total_energy
-from .reference import free_fall_time, integrate_state
-from .saha_table import SahaTable, SahaTableSpec, load_saha_table
+from . import accessor as _accessor  # noqa: F401 - registers ds.emu
+from ._version import __version__
+from .core.catalog import build_catalog, open_catalog
+from .core.emulator import OutOfDomainError
+from .core.grid import StateError
+from .core.spec import load_spec
+from .nuclear import chemistry as _nuclear_chemistry  # noqa: F401 - registers the nuclear wing
+from .nuclear.emulator import NuclearEmulator
+from .nuclear.state import burn_state, nuclear_state, validate_nuclear_state
+from .primordial import chemistry as _primordial_chemistry  # noqa: F401 - registers the primordial wing
+from .primordial.emulator import Emulator
+from .primordial.onezone import collapse
+from .primordial.physics.network import SPECIES, PrimordialNetwork, PrimordialOptions, free_fall_time
+from .primordial.physics.saha import saha_abundances, saha_state, total_energy
+from .primordial.reference import integrate_state
+from .primordial.saha_table import SahaTable, SahaTableSpec, load_saha_table
+from .primordial.state import open_state, primordial_state, project_state, validate_state, write_state
 from .solvers.rosenbrock import SolverSettings
-from .state import StateError, open_state, primordial_state, project_state, validate_state, write_state
 from .units import UnitsError, ureg
 
-__version__ = "0.1.0"
-
-__all__ = ["Emulator", "OutOfDomainError", "build_catalog", "load_spec", "open_catalog", "PrimordialNetwork", "PrimordialOptions", "SPECIES", "SolverSettings", "StateError",
-           "UnitsError", "collapse", "free_fall_time", "integrate_state", "open_state",
-           "primordial_state", "project_state", "ureg", "validate_state", "write_state", "__version__",
-           "SahaTable", "SahaTableSpec", "load_saha_table", "saha_abundances", "saha_state", "total_energy",
-           "NuclearEmulator", "burn_state", "nuclear_state", "validate_nuclear_state"]
+__all__ = ["Emulator", "OutOfDomainError", "build_catalog", "load_spec", "open_catalog", "PrimordialNetwork",
+           "PrimordialOptions", "SPECIES", "SolverSettings", "StateError", "UnitsError", "collapse",
+           "free_fall_time", "integrate_state", "open_state", "primordial_state", "project_state", "ureg",
+           "validate_state", "write_state", "__version__", "SahaTable", "SahaTableSpec", "load_saha_table",
+           "saha_abundances", "saha_state", "total_energy", "NuclearEmulator", "burn_state", "nuclear_state",
+           "validate_nuclear_state"]

@@ -43,7 +43,7 @@ writes a report to stderr); those reports are parsed and the cells counted as "u
 
 Self-convergence: the same dt as 1, 10 and 100 equal calls, all cells. Accuracy: the 2048-cell
 subset against the thermoemu reference; |d log10| over T and species above 1e-20 as in
-thermoemu.validation. Both are agreement statistics, not error bounds.
+thermoemu.primordial.validation. Both are agreement statistics, not error bounds.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ Y_HE = 0.097
 X_H = 1.0 / (1.0 + 4.0 * Y_HE)
 HE_TINY = 1e-20
 SPECIES = ("H", "H2", "e-", "H+", "H-", "H2+", "T")
-COMPARE_FLOOR = 1e-20  # as thermoemu.validation
+COMPARE_FLOOR = 1e-20  # as thermoemu.primordial.validation
 
 
 def chemistry(variant="default", **overrides):

@@ -22,8 +22,8 @@ import time
 
 import numpy as np
 
-from thermoemu.reference import default_network, free_fall_time
-from thermoemu.sampling import sample_region
+from thermoemu.primordial.physics.network import default_network, free_fall_time
+from thermoemu.primordial.sampling import sample_region
 from thermoemu.solvers.rosenbrock import SolverSettings, integrate
 
 CELLS = 32768

@@ -9,16 +9,15 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from .rosenbrock import SolverResult
+from .rosenbrock import SolverResult, compiled_backend
 
 
 def _cell_functions(network, cell_i):
     """``fun(t, x)`` and ``jac(t, x)`` of one cell for ``solve_ivp``: the compiled kernel where it
     runs (the same values as the vectorized network to round-off, ~50x cheaper per call for one
     cell), the network's vectorized methods otherwise."""
-    from . import compiled
-
-    if compiled.supports(network, np.zeros((1, 1))):
+    compiled = compiled_backend(network)
+    if compiled is not None and compiled.supports(network, np.zeros((1, 1))):
         return compiled.cell_functions(network, cell_i)
 
     def fun(_t, x):

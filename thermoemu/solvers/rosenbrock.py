@@ -87,7 +87,7 @@ class SolverSettings:
         what dask workers and MPI ranks want; 0 uses every core this process may run on.
     backend : {"auto", "compiled", "vectorized"}
         ``"compiled"``: each cell's substep loop in numba-compiled code
-        (:mod:`thermoemu.solvers.compiled`; the same method, step control and flags: most cells
+        (:mod:`thermoemu.primordial.physics.compiled`; the same method, step control and flags: most cells
         take the very same substeps and agree to round-off, and where round-off flips a step-size
         decision they differ by about the tolerance, median < 1e-6 dex, tested);
         ``"vectorized"``: all cells together in numpy operations (what runs networks without a
@@ -133,15 +133,15 @@ class SolverSettings:
     def resolved_backend(self, network, x0=None):
         """``"compiled"`` or ``"vectorized"``: what :func:`integrate` runs for ``network`` on ``x0``
         (numpy by default). Raises ValueError if ``backend="compiled"`` cannot run here."""
-        from . import compiled
-
+        compiled = compiled_backend(network)
         sample = np.zeros((1, 1)) if x0 is None else x0
         if self.backend == "vectorized":
             return "vectorized"
-        if compiled.supports(network, sample):
+        if compiled is not None and compiled.supports(network, sample):
             return "compiled"
         if self.backend == "compiled":
-            why = ("numba is not installed" if not compiled.available() else
+            why = ("the network has no compiled backend" if compiled is None else
+                   "numba is not installed" if not compiled.available() else
                    "the network has no compiled kernel (exact coefficients, or a subclass overriding rhs/jacobian)"
                    if isinstance(sample, np.ndarray) else "the state is not a numpy array")
             raise ValueError(f"backend='compiled' cannot run here: {why}; use backend='auto' or 'vectorized'")
@@ -290,13 +290,20 @@ def _usable_cores():
         return os.cpu_count() or 1
 
 
+def compiled_backend(network):
+    """The compiled backend a network offers (``network.compiled_backend``: a module or object with
+    ``available()``, ``supports(network, x0)``, ``integrate_chunk(...)`` and ``cell_functions(network,
+    cell)``), or None. The solvers reach compiled code only through the network, so they stay
+    network-agnostic."""
+    return getattr(network, "compiled_backend", None)
+
+
 #: Cells per call of the compiled backend (progress and interrupts come between calls).
 COMPILED_CHUNK = 4096
 
 
 def _compiled_chunk(network, result, idx, cell, dt, settings, eps=None, horizon=None):
-    from .compiled import integrate_chunk
-
+    integrate_chunk = compiled_backend(network).integrate_chunk
     t_end = horizon if eps is not None else dt
     rtol = settings.rtol_for(cell["n_H"]) if "n_H" in cell else np.full(len(idx), settings.rtol)
     out = integrate_chunk(network, result.x[:, idx], cell, dt, t_end, rtol, settings, eps)

@@ -1,0 +1,161 @@
+"""One density region's trained emulator: state predictor (DeepONet) plus timescale net (DGM).
+
+Plain arrays in, plain arrays out: numpy at the edges, torch inside. The region knows its input
+scaling and its trained ranges; routing, the timescale-based update and the domain guard live in
+:mod:`thermoemu.primordial.emulator`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .features import Scaling, branch_inputs, timescales_from_targets, trunk_inputs
+from .nets import NetConfig, build_net
+
+__all__ = ["RegionModel"]
+
+
+@dataclass
+class RegionModel:
+    """Trained models of one density region.
+
+    Attributes
+    ----------
+    region : int
+    ranges : dict
+        Trained ranges, ``{"n_H": [lo, hi], "temperature": [lo, hi], "H": [lo, hi], ...}`` in
+        cm^-3, K and abundance (linear values).
+    predictor_config : NetConfig
+    predictors : list of torch.nn.Module
+        One fused net, or seven per-variable DeepONets (network order).
+    predictor_scaling : Scaling
+    timescale_config : NetConfig or None
+    timescale_net : torch.nn.Module or None
+    timescale_scaling : Scaling or None
+    eps : float
+        The epsilon of tau_eps the DGM net was trained on.
+    dt_max_over_t_ff : float
+        The largest trained step, as a multiple of the free-fall time at the cell's n_H.
+    metadata : dict
+        Everything else from the artifact (catalog hash, training metrics, ...).
+    """
+
+    region: int
+    ranges: dict
+    predictor_config: NetConfig
+    predictors: list
+    predictor_scaling: Scaling
+    timescale_config: NetConfig | None = None
+    timescale_net: torch.nn.Module | None = None
+    timescale_scaling: Scaling | None = None
+    eps: float = 0.1
+    dt_max_over_t_ff: float = 10 ** 0.5
+    metadata: dict = field(default_factory=dict)
+    device: str = "cpu"
+
+    @classmethod
+    def new(cls, region, ranges, predictor_config, predictor_scaling, timescale_config=None,
+            timescale_scaling=None, **kwargs):
+        """Fresh (untrained) modules for the given configurations."""
+        if predictor_config.kind == "deeponet":
+            one = NetConfig(**{**predictor_config.to_dict(), "n_outputs": 1})
+            predictors = [build_net(one) for _ in range(7)]
+        else:
+            predictors = [build_net(predictor_config)]
+        for net in predictors:  # the scaled trunk input of dt = 0, for anchored DeepONets
+            net.t_zero.fill_(float(predictor_scaling.scale_t(0.0)))
+        timescale_net = build_net(timescale_config) if timescale_config is not None else None
+        return cls(region=region, ranges=ranges, predictor_config=predictor_config,
+                   predictors=predictors, predictor_scaling=predictor_scaling,
+                   timescale_config=timescale_config, timescale_net=timescale_net,
+                   timescale_scaling=timescale_scaling, **kwargs)
+
+    # -- parameters, for artifacts -----------------------------------------------------------
+    def state_tensors(self):
+        """Flat ``{name: tensor}`` of every weight (names as stored in the safetensors file)."""
+        out = {}
+        for i, net in enumerate(self.predictors):
+            prefix = "predictor." if len(self.predictors) == 1 else f"predictor.{i}."
+            out.update({prefix + k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()})
+        if self.timescale_net is not None:
+            out.update({"timescale." + k: v.detach().cpu().contiguous()
+                        for k, v in self.timescale_net.state_dict().items()})
+        return out
+
+    def load_tensors(self, tensors):
+        """Fill the modules from ``{name: tensor}``; every expected name must be present."""
+        for i, net in enumerate(self.predictors):
+            prefix = "predictor." if len(self.predictors) == 1 else f"predictor.{i}."
+            own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            own.setdefault("t_zero", net.t_zero)  # older artifacts: not anchored, value unused
+            net.load_state_dict(own, strict=True)
+        if self.timescale_net is not None:
+            self.timescale_net.load_state_dict({k[len("timescale."):]: v for k, v in tensors.items()
+                                                if k.startswith("timescale.")}, strict=True)
+
+    def to(self, device):
+        for net in self.predictors:
+            net.to(device)
+        if self.timescale_net is not None:
+            self.timescale_net.to(device)
+        self.device = str(device)
+        return self
+
+    def eval(self):
+        for net in self.predictors:
+            net.eval()
+        if self.timescale_net is not None:
+            self.timescale_net.eval()
+        return self
+
+    # -- inference --------------------------------------------------------------------------
+    def _tensor(self, a):
+        return torch.as_tensor(np.ascontiguousarray(a), dtype=torch.float32, device=self.device)
+
+    def predict_log(self, n_H, x0, t):
+        """Predicted ``log10 x`` after times ``t``.
+
+        Parameters
+        ----------
+        n_H : ndarray (N,)
+            [cm^-3]
+        x0 : ndarray (7, N)
+            Initial state in network order (abundances, then temperature [K]).
+        t : ndarray (N,) or (N, 7)
+            Time per cell, or per cell and variable [s].
+
+        Returns
+        -------
+        ndarray (N, 7)
+            log10 of the abundances and temperature [K] after ``t``.
+        """
+        s = self.predictor_scaling
+        xb = branch_inputs(n_H, x0)
+        t = np.broadcast_to(np.asarray(t, dtype=float).reshape(len(n_H), -1), (len(n_H), 7))
+        xs = self._tensor(s.scale_x(xb))
+        ts = self._tensor(s.scale_t(trunk_inputs(t)))
+        with torch.inference_mode():
+            if len(self.predictors) == 1:
+                r = self.predictors[0](xs, ts)
+            else:
+                r = torch.cat([net(xs, ts[:, i:i + 1]) for i, net in enumerate(self.predictors)], dim=1)
+        r = s.unscale_y(r.cpu().numpy().astype(float))
+        log0 = np.concatenate([xb[:, 2:], xb[:, 1:2]], axis=1)  # network order
+        return log0 + r
+
+    def timescales(self, n_H, x0, t_ff):
+        """tau_eps per variable [s] from the DGM net (OS25 eq. 16 inverted), shape (N, 7)."""
+        if self.timescale_net is None:
+            raise ValueError(f"region {self.region} has no timescale net")
+        s = self.timescale_scaling
+        xs = self._tensor(s.scale_x(branch_inputs(n_H, x0)))
+        with torch.inference_mode():
+            y = self.timescale_net(xs).cpu().numpy().astype(float)
+        return timescales_from_targets(s.unscale_y(y), np.asarray(t_ff, dtype=float), self.eps)
+
+    def n_parameters(self):
+        nets = list(self.predictors) + ([self.timescale_net] if self.timescale_net is not None else [])
+        return sum(p.numel() for net in nets for p in net.parameters())
