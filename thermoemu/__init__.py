@@ -11,15 +11,15 @@ physics, :mod:`thermoemu.solvers` integrates any network, and :mod:`thermoemu.pr
 :mod:`thermoemu.nuclear` each register a chemistry that the accessor and the CLI find.
 """
 
-from . import accessor as _accessor  # noqa: F401 - registers ds.emu
+# The order matters: the primordial wing registers first, so its commands lead `thermoemu --help`.
+# isort: off
 from ._version import __version__
+from .units import UnitsError, ureg
 from .core.catalog import build_catalog, open_catalog
 from .core.emulator import OutOfDomainError
 from .core.grid import StateError
 from .core.spec import load_spec
-from .nuclear import chemistry as _nuclear_chemistry  # noqa: F401 - registers the nuclear wing
-from .nuclear.emulator import NuclearEmulator
-from .nuclear.state import burn_state, nuclear_state, validate_nuclear_state
+from .solvers.rosenbrock import SolverSettings
 from .primordial import chemistry as _primordial_chemistry  # noqa: F401 - registers the primordial wing
 from .primordial.emulator import Emulator
 from .primordial.onezone import collapse
@@ -28,8 +28,11 @@ from .primordial.physics.saha import saha_abundances, saha_state, total_energy
 from .primordial.reference import integrate_state
 from .primordial.saha_table import SahaTable, SahaTableSpec, load_saha_table
 from .primordial.state import open_state, primordial_state, project_state, validate_state, write_state
-from .solvers.rosenbrock import SolverSettings
-from .units import UnitsError, ureg
+from .nuclear import chemistry as _nuclear_chemistry  # noqa: F401 - registers the nuclear wing
+from .nuclear.emulator import NuclearEmulator
+from .nuclear.state import burn_state, nuclear_state, validate_nuclear_state
+from . import accessor as _accessor  # noqa: F401 - registers ds.emu
+# isort: on
 
 __all__ = ["Emulator", "OutOfDomainError", "build_catalog", "load_spec", "open_catalog", "PrimordialNetwork",
            "PrimordialOptions", "SPECIES", "SolverSettings", "StateError", "UnitsError", "collapse",

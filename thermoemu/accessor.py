@@ -30,7 +30,7 @@ __all__ = ["EmuAccessor"]
 @xr.register_dataset_accessor("emu")
 class EmuAccessor:
     """Emulator methods on a primordial state grid (:func:`thermoemu.primordial_state`) or a nuclear
-    one (:func:`thermoemu.nuclear.state`; ``step`` and ``evolve`` only)."""
+    one (:func:`thermoemu.nuclear_state`; ``step`` and ``evolve`` only)."""
 
     def __init__(self, ds):
         self._ds = ds
@@ -92,7 +92,7 @@ class EmuAccessor:
         if not (np.isfinite(dt) and dt > 0):
             raise StateError(f"dt = {dt:g} s is not allowed; dt must be finite and > 0 s")
         chemistry = chemistry_of(self._ds)
-        quantified = is_quantified(self._ds)
+        quantified = is_quantified(self._ds, chemistry.state_variables)
         state = chemistry.validate_state(self._ds)
         ok = ood = None
         sums = {}  # outputs that add up over steps (the chemistry's summed_outputs: e_nuc)
@@ -113,7 +113,8 @@ class EmuAccessor:
             state["success"] = ok
             state["emu_out_of_domain"] = ood
         for name, total in sums.items():
-            state[name] = total.assign_attrs(long_name=f"{total.attrs.get('long_name', name)}, summed over all steps")
+            state[name] = total.assign_attrs(long_name=total.attrs.get("long_name", name).replace("over the step",
+                                                                                                 "over all steps"))
         state.attrs["emu_time_s"] = t
         return state.pint.quantify() if quantified else state
 

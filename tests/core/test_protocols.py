@@ -108,3 +108,21 @@ def test_raise_policy_names_the_cell():
     assert not res.success.any() and (res.status == 3).all() and np.isnan(res.x).all()
     with pytest.raises(TypeError, match="unknown option"):
         emulator.with_options(colour="red")
+
+
+def test_cli_commands_come_from_the_wings_and_old_spellings_still_work():
+    from thermoemu.cli import _legacy, build_parser
+    commands = build_parser()._subparsers._group_actions[0].choices
+    assert list(commands)[:2] == ["build", "collapse"]           # core's, then the primordial wing's first
+    assert {"evaluate-nnn", "train-nnn", "burn", "validate", "saha-table"} <= set(commands)
+    assert _legacy(["evaluate", "--model", "m", "--nuclear-test", "cat"]) == ["evaluate-nnn", "cat", "--model", "m"]
+    assert _legacy(["evaluate", "--nuclear-test=cat"]) == ["evaluate-nnn", "cat"]
+    assert _legacy(["evaluate", "--model", "m"]) == ["evaluate", "--model", "m"]
+
+
+def test_a_primordial_catalog_spec_keeps_its_accessors():
+    spec = te.load_spec("popiii-r2")
+    assert spec.ranges["n_H"] == (8.0, 12.0) and spec.timescale_eps == 0.1
+    assert spec.network_options().cv_h2 == "frozen" and spec.solver_settings().rtol > 0
+    with pytest.raises(AttributeError, match="a nuclear CatalogSpec has no attribute 'ranges'"):
+        te.load_spec("si-mesa80-test").ranges

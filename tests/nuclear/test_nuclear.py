@@ -625,6 +625,8 @@ def test_nuclear_steppers_satisfy_the_protocol_and_agree(nnn_set, small22):
     np.testing.assert_allclose(emu.x[:, 0], ref.x[:, 0], rtol=1e-10, atol=1e-25)
     assert emu.extra["e_nuc"][0] == pytest.approx(ref.extra["e_nuc"][0], rel=1e-10)
     np.testing.assert_allclose(ref.extra["ye"], ref.x.T @ (small22.Z / small22.A), rtol=1e-12)
+    with pytest.raises(ValueError, match=r"x has shape \(2, 22\); a Stepper takes mass fractions variable-first"):
+        emulator.step_arrays(cells, X.T, 0.1)                   # cells-first: refused, not scrambled
     idle = burner.step_arrays(cells, X, np.array([0.0, 0.1]))    # dt = 0 leaves a cell as it is
     np.testing.assert_array_equal(idle.x[:, 0], X[:, 0])
     assert idle.extra["e_nuc"][0] == 0.0 and idle.x[:, 1] == pytest.approx(ref.x[:, 1], rel=1e-10, abs=1e-25)

@@ -151,3 +151,16 @@ def test_collapse_takes_any_stepper_not_only_an_emulator(network):
     assert (tight["substeps"].values[1:] > 0).all()
     # the same collapse to the solvers' tolerance: T within 1 % everywhere
     np.testing.assert_allclose(tight["temperature"].values, default["temperature"].values, rtol=0.01)
+
+
+def test_collapse_still_takes_a_plain_function_with_a_deprecation_warning(network):
+    from thermoemu.solvers.rosenbrock import SolverSettings, integrate
+
+    def old_style(n, x, dt):
+        res = integrate(network, x, network.cell_parameters(n), dt, SolverSettings())
+        return res.x, res.success, res.substeps, res.reasons
+
+    with pytest.warns(DeprecationWarning, match="plain function"):
+        track = collapse(step_fraction=0.1, n_end=1e2, stepper=old_style)
+    np.testing.assert_array_equal(track["temperature"].values,
+                                  collapse(step_fraction=0.1, n_end=1e2)["temperature"].values)

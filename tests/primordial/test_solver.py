@@ -113,7 +113,7 @@ def test_zero_dt_returns_input(network, backend):
 
 
 # States per region compared with Radau in `make test`. The full figure (200 per region) comes from
-# `python -m thermoemu.primordial.validation --states 200` (docs/solver.md: ~8 minutes on this 2-core machine
+# `thermoemu validate --states 200` (docs/solver.md: ~8 minutes on this 2-core machine
 # for all five regions); the test suite uses a subset.
 VALIDATION_STATES = {0: 6, 1: 6, 2: 6, 3: 6, 4: 6}
 

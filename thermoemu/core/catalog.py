@@ -221,8 +221,10 @@ def build_catalog(spec, out, *, samples=None, client=None, n_workers=None, sched
         _write_index(out, _index(spec, shards, complete=not todo, client_info=info))
         done_samples = 0
         total = sum(n for _, n in todo)
-        tasks = [(shard, (build_shard, spec.raw, shard, count, str(out))) for shard, count in todo]
-        for k, (shard, entry) in enumerate(run_tasks(c, _call, tasks), 1):
+        if progress and not todo:
+            sys.stderr.write(f"{spec.name}: all {len(keep)} shards already built\n")
+        tasks = [(shard, (spec.raw, shard, count, str(out))) for shard, count in todo]
+        for k, (shard, entry) in enumerate(run_tasks(c, build_shard, tasks), 1):
             if isinstance(entry, Exception):  # reported per shard, the build goes on
                 errors.append((shard, f"{type(entry).__name__}: {entry}"))
                 continue
@@ -244,10 +246,6 @@ def build_catalog(spec, out, *, samples=None, client=None, n_workers=None, sched
         raise CatalogError(f"{len(errors)} of {len(spec.shard_counts())} shards failed ({lines}); "
                            "the finished shards are kept: run the same build again to resume")
     return index
-
-
-def _call(func, *args):
-    return func(*args)
 
 
 def _split_of(sample, seed, fractions):

@@ -3,7 +3,7 @@ and the per-process model cache.
 
 An emulator is a :class:`~thermoemu.core.protocols.Stepper` over a loaded model set. Cells outside
 the trained domain and cells with non-finite output are handled by one policy
-(:data:`OUT_OF_DOMAIN_POLICIES`): advanced by the chemistry's reference stepper (``"reference"``,
+(:data:`OUT_OF_DOMAIN_POLICIES`): advanced by the reference solver of the model set's network (``"reference"``,
 the default), returned as NaN and flagged (``"flag"``), or refused (``"raise"``). Nothing comes back
 NaN without ``success = False`` and a status code of :data:`FALLBACK_STATUS`.
 """

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from .protocols import chemistries
+from .protocols import chemistries, get_chemistry
 
 
 class SpecError(ValueError):
@@ -109,6 +109,16 @@ class CatalogSpec:
     def kind(self):
         """The chemistry of the catalog (``network.kind``)."""
         return self.raw["network"]["kind"]
+
+    def __getattr__(self, name):
+        # accessors a chemistry offers for its own specs (primordial: ranges, dt_max_over_t_ff,
+        # timescale_eps, network_options(), solver_settings()), looked up through the registry
+        if name.startswith("_") or name == "raw":
+            raise AttributeError(name)
+        accessors = getattr(get_chemistry(self.kind), "spec_accessors", {})
+        if name not in accessors:
+            raise AttributeError(f"a {self.kind} CatalogSpec has no attribute {name!r}")
+        return accessors[name](self)
 
     def with_samples(self, samples):
         """A copy with another sample count (shard layout unchanged)."""

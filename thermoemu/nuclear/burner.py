@@ -200,7 +200,11 @@ class BurnerStepper:
         T = np.asarray(cells["temperature"], dtype=float).ravel()
         rho = np.asarray(cells["density"], dtype=float).ravel()
         n_iso = len(self.network.isotopes)
-        X = np.asarray(x, dtype=float).reshape(n_iso, T.size).T.copy()
+        X = np.asarray(x, dtype=float)
+        if X.shape != (n_iso, T.size):
+            raise ValueError(f"x has shape {X.shape}; a Stepper takes mass fractions variable-first, shape "
+                             f"(isotopes, cells) = ({n_iso}, {T.size}) in the network's order")
+        X = X.T.copy()
         dt = np.broadcast_to(np.asarray(dt, dtype=float), T.shape)
         e_nuc, eps_nu = np.zeros(T.size), np.zeros(T.size)
         success, status = np.ones(T.size, bool), np.zeros(T.size, np.int8)

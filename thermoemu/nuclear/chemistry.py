@@ -91,7 +91,6 @@ class NuclearChemistry(CatalogChemistry):
         cli.add_commands(sub)
 
 
-
 def _refuse_primordial_options(options):
     given = sorted(k for k, v in options.items() if v is not None)
     if given:

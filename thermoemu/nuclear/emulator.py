@@ -159,7 +159,11 @@ class NuclearEmulator(EmulatorBase):
             end, and ``repeats`` (model evaluations per cell).
         """
         T, rho = nuclear_cells(cells)
-        X0 = np.asarray(x, dtype=float).reshape(len(self.isotopes), T.size).T
+        x = np.asarray(x, dtype=float)
+        if x.shape != (len(self.isotopes), T.size):
+            raise ValueError(f"x has shape {x.shape}; a Stepper takes mass fractions variable-first, shape "
+                             f"(isotopes, cells) = ({len(self.isotopes)}, {T.size}) in the order of .isotopes")
+        X0 = x.T
         dt = np.broadcast_to(np.asarray(dt, dtype=float), T.shape)
         X = X0.copy()
         e_nuc = np.zeros(T.size)

@@ -37,8 +37,6 @@ _RANGE_LIMITS = {"n_H": (-8, 22), "temperature": (0, 6), "H": (-40, 0), "H2": (-
                  "ion": (-40, 0), "trace": (-40, 0)}
 
 
-
-
 def sampling_ranges(spec):
     """The log10 sampling ranges of a primordial spec, ``{key: (min, max)}``."""
     return {k: tuple(v) for k, v in spec.raw["sampling"]["log10_ranges"].items()}

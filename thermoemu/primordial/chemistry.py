@@ -26,6 +26,11 @@ class PrimordialChemistry(CatalogChemistry):
     the Rosenbrock reference solver, the Saha table above 1e18 cm^-3 and the OS25 catalogs."""
 
     catalog_module = catalog
+    #: ``spec.<name>`` of a primordial CatalogSpec (``network_options`` and ``solver_settings`` are methods).
+    spec_accessors = {"ranges": catalog.sampling_ranges, "dt_max_over_t_ff": catalog.dt_max_over_t_ff,
+                      "timescale_eps": catalog.timescale_eps,
+                      "network_options": lambda spec: lambda: catalog.network_options(spec),
+                      "solver_settings": lambda spec: lambda: catalog.solver_settings(spec)}
     kind = "primordial"
     state_variables = _STATE
     #: Per-step outputs that ``ds.emu.evolve`` sums over its steps.
@@ -86,7 +91,6 @@ class PrimordialChemistry(CatalogChemistry):
         """This wing's ``thermoemu`` subcommands (:mod:`thermoemu.primordial.cli`)."""
         from . import cli
         cli.add_commands(sub)
-
 
 
 CHEMISTRY = register_chemistry(PrimordialChemistry())

@@ -19,6 +19,7 @@ the non-equilibrium network (not meant for n_H > 1e18). The switch happens at ex
 from __future__ import annotations
 
 import sys
+import warnings
 
 import numpy as np
 import xarray as xr
@@ -221,6 +222,8 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e22,
     network = network or default_network()
     settings = settings or SolverSettings()
     stepper = stepper or reference_stepper(network, settings)
+    if not hasattr(stepper, "step_arrays"):
+        stepper = _CallableStepper(stepper)
     x = initial_collapse_state(temperature, y_e, y_H2)[:, None]
     n = np.array([float(n_start)])
     t = 0.0
@@ -257,7 +260,7 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e22,
             res = stepper.step_arrays({"n_H": n}, x, dt)
             if not res.success[0]:
                 raise RuntimeError(f"{getattr(stepper, 'label', 'stepper')} failed at n_H = {n[0]:.3g} cm^-3: "
-                                   f"{stepper.status.get(int(res.status[0]), int(res.status[0]))}")
+                                   f"{getattr(stepper, 'status', {}).get(int(res.status[0]), int(res.status[0]))}")
             x = np.array(res.x, dtype=float)
             work = res.extra.get("substeps", res.status)
             # (iii) density, closed form; (ii) compressional heating Gamma_comp dt / (n_H c_v) with
@@ -309,6 +312,27 @@ def collapse(*, step_fraction=1e-2, n_start=OS25_INITIAL["n_H"], n_end=1e22,
     if E_tot is not None:
         ds.attrs["saha_switch_dT_K"] = switch_dT
     return ds
+
+
+class _CallableStepper:
+    """A plain function ``f(n_H, x, dt) -> (x, success, work, reasons)`` (the stepper form before
+    :class:`~thermoemu.core.protocols.Stepper`) as a Stepper; ``work`` is recorded as ``substeps``."""
+
+    chemistry, variables = "primordial", VARIABLES
+
+    def __init__(self, func):
+        warnings.warn("collapse(stepper=f) with a plain function f(n_H, x, dt) -> 4-tuple is deprecated; pass a "
+                      "Stepper (an object with step_arrays(cells, x, dt) -> StepResult)", DeprecationWarning,
+                      stacklevel=3)
+        self.func, self.label = func, getattr(func, "label", "custom")
+        self.status = {}
+
+    def step_arrays(self, cells, x, dt):
+        x_new, ok, work, reasons = self.func(as_cells(cells), x, dt)
+        ok = np.asarray(ok, dtype=bool)
+        self.status = {1: str(reasons[0])} if not ok.all() else {}
+        return StepResult(np.asarray(x_new, dtype=float), ok, np.zeros(ok.shape, bool),
+                          np.where(ok, 0, 1).astype(np.int8), {"substeps": np.asarray(work)})
 
 
 class _SahaAdiabat:

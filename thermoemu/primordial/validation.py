@@ -5,7 +5,7 @@ over ``dt = dt_max = 10^0.5 t_ff`` with the batched Rosenbrock solver and with p
 (rtol 1e-8), and compares ``log10 T`` and ``log10 y`` for every species above 1e-20 in either
 result. The Radau integrations are spread over a dask cluster (a LocalCluster by default).
 
-Run: ``python -m thermoemu.primordial.validation --states 200 --workers 2 -o validation.nc``.
+Run: ``thermoemu validate --states 200 --workers 2 -o validation.nc``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from ..core.protocols import Network
 from .rosenbrock import SolverResult, compiled_backend
 
 
@@ -29,7 +30,7 @@ def _cell_functions(network, cell_i):
     return fun, jac
 
 
-def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_abundance=1e-24,
+def integrate_per_cell(network: Network, x0, cell, dt, method="Radau", rtol=1e-8, atol_abundance=1e-24,
                        atol_temperature=1e-8, progress=None):
     """Integrate each cell separately with ``scipy.integrate.solve_ivp``.
 
@@ -83,7 +84,7 @@ def integrate_per_cell(network, x0, cell, dt, method="Radau", rtol=1e-8, atol_ab
                         rejected=np.zeros(n, np.int64), time_reached=reached)
 
 
-def crossing_times_per_cell(network, x0, cell, horizon, eps=0.1, method="Radau", rtol=1e-8,
+def crossing_times_per_cell(network: Network, x0, cell, horizon, eps=0.1, method="Radau", rtol=1e-8,
                             atol_abundance=1e-24, atol_temperature=1e-8):
     """First time each variable's relative change reaches ``eps``, per cell, with scipy events.
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..core.protocols import Network
 from .linalg import lu_factor, lu_solve
 
 # RODAS3 coefficients (Sandu et al. 1997; as in KPP's Rosenbrock integrators).
@@ -196,14 +197,14 @@ class SolverResult:
         return np.array([STATUS[int(s)] for s in self.status])
 
 
-def integrate(network, x0, cell, dt, settings: SolverSettings | None = None, progress=None, *,
+def integrate(network: Network, x0, cell, dt, settings: SolverSettings | None = None, progress=None, *,
               timescale_eps=None, timescale_horizon=None):
     """Advance ``x0`` by ``dt`` per cell with the batched Rosenbrock solver.
 
     Parameters
     ----------
     network : Network
-        E.g. :class:`thermoemu.networks.PrimordialNetwork`.
+        E.g. :class:`thermoemu.PrimordialNetwork`.
     x0 : ndarray, shape (n_vars, n_cells)
         Initial state (abundances [1], temperature [K]).
     cell : dict
