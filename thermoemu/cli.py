@@ -1,9 +1,9 @@
 """Command line: ``thermoemu build | collapse | integrate | sample | train | evaluate | saha-table | validate | burn |
-train-nnn | evaluate-nnn``.
+train-nnn | evaluate-nnn | apply``.
 
 One entry point. The commands that know no physics (``build``) live here; each wing adds its own
 through its chemistry (:meth:`thermoemu.core.protocols.Chemistry.add_commands`), so this module
-imports no wing.
+imports no wing; ``apply`` comes from :mod:`thermoemu.snapshots`.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from .core.artifacts import ArtifactError
 from .core.catalog import CatalogError
 from .core.grid import StateError
 from .core.protocols import chemistries
+from .snapshots.apply import ApplyError
+from .snapshots.cli import add_commands as snapshot_commands
 from .units import UnitsError
 
 __all__ = ["build_parser", "main"]
@@ -48,6 +50,7 @@ def build_parser():
     b.set_defaults(func=_build)
     for chemistry in chemistries().values():
         chemistry.add_commands(sub)
+    snapshot_commands(sub)
     return p
 
 
@@ -75,7 +78,7 @@ def main(argv=None):
     args = build_parser().parse_args(_legacy(argv))
     try:
         return args.func(args)
-    except (StateError, UnitsError, ValueError, FileNotFoundError, CatalogError, ArtifactError) as exc:
+    except (StateError, UnitsError, ValueError, FileNotFoundError, CatalogError, ArtifactError, ApplyError) as exc:
         print(f"thermoemu {args.command}: error: {exc}", file=sys.stderr)
         return 2
 
