@@ -4,7 +4,9 @@
 #               emulator against the reference at dt = 0.1, 0.01 and 0.001 t_ff (OS25 Fig. 7; eq. 8,
 #               plain and tangent updates), write
 #               results/collapse.{nc,png} and results/collapse-emulator/; then a silicon-burning step
-#               with the shipped mesa80 NNNs (results/burn-nnn.nc, results/nuclear_step.{nc,png})
+#               with the shipped mesa80 NNNs (results/burn-nnn.nc, results/nuclear_step.{nc,png}); then
+#               `thermoemu apply` of the emulator to a built-in 32^3 snapshot in Grackle's conventions
+#               (results/snapshot-stepped.nc, results/snapshot_slice.png)
 #   make test   create .venv, install with test extras, run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
@@ -36,8 +38,9 @@ demo: install
 	$(VENV)/bin/thermoemu burn --emulator default --temperature 5e9 --density 1e8 --dt 0.1 \
 		--composition si28=0.5,s32=0.25,ar36=0.1,ca40=0.1,fe54=0.05 --out-of-domain flag -o results/burn-nnn.nc
 	$(PY) examples/nuclear_step.py results
+	$(PY) examples/apply_snapshot.py results
 	@echo "wrote results/collapse.nc, results/collapse.png, results/collapse-emulator/ (collapse_emulator.png),"
-	@echo "      results/burn-nnn.nc and results/nuclear_step.png"
+	@echo "      results/burn-nnn.nc, results/nuclear_step.png, results/snapshot-stepped.nc and snapshot_slice.png"
 
 test: install
 	$(PY) -m pytest -q -ra
@@ -47,6 +50,7 @@ bench: install
 	$(PY) benchmarks/bench_emulator.py
 	$(PY) benchmarks/bench_saha.py
 	$(PY) benchmarks/bench_nnn.py
+	$(PY) benchmarks/bench_apply.py
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -128,6 +128,12 @@ def test_bad_input_is_refused_clearly_and_left_untouched(snapshot, tmp_path):
         locked.chmod(0o700)
     with pytest.raises(ValueError, match="write .nc"):
         apply_snapshot(snapshot, "1e10 s", tmp_path / "o5.txt", n_workers=0, progress=False)
+    # a state grid whose n_H lost its units attribute: the units are needed, and the message says so
+    state = collapse_cube(3, seed=0)
+    state["n_H"].attrs.pop("units")
+    state.to_netcdf(tmp_path / "no_units.nc")
+    with pytest.raises(te.UnitsError, match="n_H has no 'units' attribute; expected units convertible to cm"):
+        apply_snapshot(tmp_path / "no_units.nc", "1e10 s", tmp_path / "o6.nc", n_workers=0, progress=False)
 
 
 def test_state_grids_zarr_hdf5_and_the_reference_solver(tmp_path):

@@ -38,7 +38,7 @@ from .conventions import as_dataset, detect_convention
 __all__ = ["apply_snapshot", "open_snapshot", "parse_dt", "ApplyError"]
 
 #: Default cells per slab (one dask task each).
-CHUNK_CELLS = 65536
+CHUNK_CELLS = 32768
 PARTS_SUFFIX = ".parts"
 _RUN_FILE = "run.json"
 
@@ -73,7 +73,7 @@ def open_snapshot(source, *, chunks=None):
     path = Path(source)
     if not path.exists():
         raise FileNotFoundError(f"snapshot {str(path)!r} not found")
-    if path.suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists():
+    if _is_zarr(path):
         return xr.open_zarr(path, chunks=chunks if chunks is not None else {})
     if _is_hdf5(path):
         ds = _read_hdf5(path)
@@ -166,6 +166,10 @@ def _dt_of(spec, fields, state, convention):
 
 
 # -- one slab ----------------------------------------------------------------------------------------
+def _is_zarr(path):
+    return path.suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists()
+
+
 def _load_slab(source, dim, start, stop):
     if isinstance(source, xr.Dataset):
         return source.isel({dim: slice(start, stop)}).load()
@@ -174,7 +178,11 @@ def _load_slab(source, dim, start, stop):
         ds = _read_hdf5(path, np.s_[start:stop])
         if ds is not None:
             return ds
-    with open_snapshot(path) as ds:
+        return open_snapshot(path).isel({dim: slice(start, stop)}).load()   # a file only yt reads
+    # no dask here: inside a dask task a dask-backed load would go back through the cluster's scheduler;
+    # the backends' lazy arrays read just the slab
+    ds = xr.open_zarr(path, chunks=None) if _is_zarr(path) else xr.open_dataset(path, engine="netcdf4", chunks=None)
+    with ds:
         return ds.isel({dim: slice(start, stop)}).load()
 
 
@@ -228,10 +236,23 @@ def _slab_task(source, dim, start, stop, options, part, threads=1):
     out.to_netcdf(tmp, engine="netcdf4")
     os.replace(tmp, part)
     status = out["emu_status"].values.ravel()
-    return {"cells": int(status.size), "failed": int((out["success"].values == 0).sum()),
-            "out_of_domain": int(out["emu_out_of_domain"].values.sum()),
-            "status": {int(k): int(v) for k, v in zip(*np.unique(status, return_counts=True))},
-            "wall_s": time.perf_counter() - t0}
+    counts = {"cells": int(status.size), "failed": int((out["success"].values == 0).sum()),
+              "out_of_domain": int(out["emu_out_of_domain"].values.sum()),
+              "status": {int(k): int(v) for k, v in zip(*np.unique(status, return_counts=True))}}
+    del fields, out
+    _release_memory()
+    return {**counts, "wall_s": time.perf_counter() - t0}
+
+
+def _release_memory():
+    """Hand the slab's freed heap back to the OS (glibc ``malloc_trim``), so a worker's resident memory stays
+    that of one slab however many slabs it has done (the LocalClusters here leave glibc's own trimming off:
+    :func:`thermoemu.core.cluster.worker_environ`)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 # -- the run ----------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ def add_commands(sub):
     p.add_argument("--out-of-domain", default="reference", choices=["reference", "flag", "raise"])
     p.add_argument("--convention", default=None, choices=["grackle", "thermoemu"],
                    help="the input's convention (default: detected from its fields)")
-    p.add_argument("--chunk-cells", type=int, default=65536, help="cells per slab and dask task (default 65536)")
+    p.add_argument("--chunk-cells", type=int, default=32768, help="cells per slab and dask task (default 32768)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None,
                        help="worker processes of a LocalCluster (default: every core; 0: in this process)")
