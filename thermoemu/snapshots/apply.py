@@ -30,6 +30,7 @@ import numpy as np
 import xarray as xr
 
 from ..core.cluster import client_info, dask_client, run_tasks
+from ..core.emulator import FALLBACK_STATUS
 from ..core.files import file_sha256, package_version, write_json_atomic
 from ..core.grid import StateError, flag_attrs
 from ..units import to_units
@@ -109,7 +110,7 @@ def _read_hdf5(path, selection=None):
     return xr.Dataset(data, attrs=attrs)
 
 
-def _cell_dims(ds, convention):
+def _cell_dims(ds):
     names = [n for n in ("HI_density", "n_H", "density", "temperature") if n in ds.data_vars]
     dims = tuple(ds[names[0]].dims)
     if not dims:
@@ -170,15 +171,23 @@ def _is_zarr(path):
     return path.suffix == ".zarr" or (path / ".zgroup").exists() or (path / "zarr.json").exists()
 
 
+def _slab_readable(path):
+    """Whether a worker can read one slab of the file by itself (netCDF, zarr, Grackle-named HDF5)."""
+    if _is_hdf5(path):
+        import h5py
+
+        from .grackle import SPECIES_FIELDS
+        with h5py.File(path, "r") as f:
+            return SPECIES_FIELDS["H"][0] in f
+    return True
+
+
 def _load_slab(source, dim, start, stop):
     if isinstance(source, xr.Dataset):
         return source.isel({dim: slice(start, stop)}).load()
     path = Path(source)
     if _is_hdf5(path):
-        ds = _read_hdf5(path, np.s_[start:stop])
-        if ds is not None:
-            return ds
-        return open_snapshot(path).isel({dim: slice(start, stop)}).load()   # a file only yt reads
+        return _read_hdf5(path, np.s_[start:stop])   # Grackle-named (others are stepped in the parent)
     # no dask here: inside a dask task a dask-backed load would go back through the cluster's scheduler;
     # the backends' lazy arrays read just the slab
     ds = xr.open_zarr(path, chunks=None) if _is_zarr(path) else xr.open_dataset(path, engine="netcdf4", chunks=None)
@@ -319,15 +328,18 @@ def apply_snapshot(source, dt, output, *, model="default", reference=False, upda
     spec = parse_dt(dt)
     fields = open_snapshot(source)
     conv = detect_convention(fields, convention)
-    dims = _cell_dims(fields, conv)
+    dims = _cell_dims(fields)
     dim = dims[0]
     per_row = int(np.prod([fields.sizes[d] for d in dims[1:]])) if len(dims) > 1 else 1
     rows = max(1, chunk_cells // per_row)
     plan = [(s, min(s + rows, fields.sizes[dim])) for s in range(0, fields.sizes[dim], rows)]
     options = {"dt": spec, "model": str(model), "reference": bool(reference), "update": update,
                "out_of_domain": out_of_domain, "convention": conv.name}
-    in_memory = not isinstance(source, (str, os.PathLike))
-    key = _run_key(source if not in_memory else output, options, plan)
+    path_like = isinstance(source, (str, os.PathLike))
+    # slabs are read by the workers from .nc / .zarr / Grackle HDF5; a file only yt reads is already in
+    # memory here (from_yt loads it whole), so it is stepped here rather than re-read once per slab
+    in_memory = not path_like or not _slab_readable(Path(source))
+    key = _run_key(source if path_like else output, options, plan)
     parts_dir = output.with_name(output.name + PARTS_SUFFIX)
     run_file = parts_dir / _RUN_FILE
     if parts_dir.exists():
@@ -392,7 +404,8 @@ def apply_snapshot(source, dt, output, *, model="default", reference=False, upda
                "wall_s": wall, "compute_s": compute_s, "cells_per_s": cells / compute_s if compute_s > 0 else None,
                "failed": int(sum(c["failed"] for c in counts)),
                "out_of_domain": int(sum(c["out_of_domain"] for c in counts)),
-               "fallback": int(status.get(2, 0) + status.get(4, 0)) if not reference else 0,
+               "fallback": 0 if reference else int(sum(status.get(FALLBACK_STATUS[k], 0)
+                                                        for k in ("reference", "nonfinite"))),
                "status": status, "cluster": info, "output": str(output)}
     return summary
 

@@ -32,14 +32,12 @@ class Grackle:
     """Grackle-named fields in code units (``density_units``, ... in the attributes; CGS if absent)."""
 
     name = "grackle"
-    chemistry = "primordial"
 
     def detect(self, ds):
         return grackle.is_grackle(ds)
 
     def to_state(self, ds):
-        state = grackle.fields_to_state(ds)
-        return state
+        return grackle.fields_to_state(ds)
 
     def from_state(self, state, ds):
         return grackle.state_to_fields(state, ds)
@@ -60,10 +58,6 @@ class ThermoemuGrid:
         except StateError:
             return False
         return True
-
-    @property
-    def chemistry(self):  # pragma: no cover - resolved per dataset in to_state
-        return None
 
     def to_state(self, ds):
         return ds

@@ -29,8 +29,8 @@ unchanged; their electrons (n_HeII + 2 n_HeIII) are taken out of ``e_density`` b
 built (the network's electrons balance its hydrogen ions) and added back after. Helium enters the
 temperature <-> energy conversion with the snapshot's own abundance, so mu and gamma are the
 snapshot's: for a snapshot with X = 0.76 (y_He = 0.079) the network's heat capacity per H nucleus
-of atomic gas, 3/2 k (1 + y_e + 0.097), is about 1.2 % above the snapshot's 3/2 k (1 + y_e + 0.079),
-so a cooling or heating rate changes T by about 1.2 % less than the snapshot's own gas would; the
+of atomic gas, 3/2 k (1 + y_e + 0.097), is about 1.7 % above the snapshot's 3/2 k (1 + y_e + 0.079),
+so a cooling or heating rate changes T by about 1.7 % less than the snapshot's own gas would; the
 energy written back is the snapshot's, exactly, for the temperature the network reached.
 """
 
