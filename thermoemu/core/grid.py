@@ -118,14 +118,28 @@ def flag_attrs(table, long_name=None):
     return attrs
 
 
+def _is_cupy(a):
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def _as_float(a):
+    """A block as a float array: cupy blocks (cupy-backed dask arrays) stay cupy, on their GPU; the rest numpy."""
+    return a.astype(float, copy=False) if _is_cupy(a) else np.asarray(a, dtype=float)
+
+
+def _as_array(a):
+    """A stepper's result as an array of its own kind (cupy stays cupy; the rest numpy)."""
+    return a if _is_cupy(a) else np.asarray(a)
+
+
 def _flatten_block(arrays, cell_names):
     """The cells of one block as flat arrays: ``(shape, cells {name: (N,)}, x (n_vars, N), dt (N,))``."""
     *cell_arrays, x, dt = arrays
     shape = np.broadcast_shapes(*(np.shape(a) for a in cell_arrays), np.shape(x)[:-1], np.shape(dt))
-    cells = {k: np.broadcast_to(np.asarray(a, dtype=float), shape).ravel() for k, a in zip(cell_names, cell_arrays)}
+    cells = {k: np.broadcast_to(_as_float(a), shape).ravel() for k, a in zip(cell_names, cell_arrays)}
     n_vars = np.shape(x)[-1]
-    x_flat = np.broadcast_to(np.asarray(x, dtype=float), shape + (n_vars,)).reshape(-1, n_vars).T
-    dt_flat = np.broadcast_to(np.asarray(dt, dtype=float), shape).ravel()
+    x_flat = np.broadcast_to(_as_float(x), shape + (n_vars,)).reshape(-1, n_vars).T
+    dt_flat = np.broadcast_to(_as_float(dt), shape).ravel()
     return shape, cells, np.ascontiguousarray(x_flat), dt_flat
 
 
@@ -133,9 +147,9 @@ def _stepper_kernel(*arrays, stepper, cell_names, extra_names, n_vars):
     """Flatten the cells of one block, step them, give them their shape back (the apply_ufunc kernel)."""
     shape, cells, x, dt = _flatten_block(arrays, cell_names)
     res = stepper.step_arrays(cells, x, dt)
-    extras = tuple(np.asarray(res.extra[k]).reshape(shape) for k in extra_names)
-    return (np.asarray(res.x).T.reshape(shape + (n_vars,)), np.asarray(res.success).reshape(shape),
-            np.asarray(res.out_of_domain).reshape(shape), np.asarray(res.status).reshape(shape)) + extras
+    extras = tuple(_as_array(res.extra[k]).reshape(shape) for k in extra_names)
+    return (_as_array(res.x).T.reshape(shape + (n_vars,)), _as_array(res.success).reshape(shape),
+            _as_array(res.out_of_domain).reshape(shape), _as_array(res.status).reshape(shape)) + extras
 
 
 def _cell_function_kernel(*arrays, func, cell_names, size):

@@ -55,6 +55,8 @@ from .models.features import LOG_FLOOR, VARIABLES
 from .physics.network import as_cells, default_network, free_fall_time, project_abundances
 from .saha_table import SAHA_MIN_DENSITY, load_saha_table, table_reference
 from .sampling import region_of
+from .tensor_path import ARRAY_PATHS, wants_tensor_path
+from .tensor_path import step_arrays as tensor_step_arrays
 from .update_rules import SHAPE_PROBE, network_slope, update_fraction
 
 __all__ = ["Emulator", "EMU_STATUS", "get_emulator", "UPDATES"]
@@ -107,7 +109,10 @@ class Emulator(EmulatorBase):
     chemistry = "primordial"
     variables = VARIABLES
     status = EMU_STATUS
-    _OPTIONS = {"update": UPDATES, "out_of_domain": OUT_OF_DOMAIN_POLICIES, "saha_table": None}
+    _OPTIONS = {"update": UPDATES, "out_of_domain": OUT_OF_DOMAIN_POLICIES, "saha_table": None,
+                "array_path": ARRAY_PATHS}
+    #: "auto": torch / cupy input or nets on CUDA take the torch loop; "torch" / "numpy" force one (tensor_path.py).
+    array_path = "auto"
 
     def __init__(self, model="default", *, update="timescale", out_of_domain="reference", device="cpu",
                  network=None, settings=None, saha_table=None):
@@ -200,8 +205,11 @@ class Emulator(EmulatorBase):
         -------
         StepResult
             ``x`` (7, N), ``success``, ``out_of_domain`` (bool) and ``status`` (int8, see
-            :data:`EMU_STATUS`) per cell.
+            :data:`EMU_STATUS`) per cell. Torch tensors or cupy arrays in (or ``array_path``
+            "torch", or the nets on CUDA): the same kind out, from :mod:`~thermoemu.primordial.tensor_path`.
         """
+        if wants_tensor_path(self, cells, x, dt):  # one hot loop for numpy, torch and cupy arrays
+            return tensor_step_arrays(self, cells, x, dt)
         n_H = as_cells(cells)
         x = np.array(x, dtype=float).reshape(7, -1)
         dt = np.broadcast_to(np.asarray(dt, dtype=float), n_H.shape).copy()
