@@ -1,6 +1,11 @@
 """Build (if needed) the five region catalogs and train the default models shipped in the package.
 
     python scripts/train_default_models.py [--regions 0,1,2,3,4] [--samples 1000000] [--workers 2] [--max-minutes 20]
+    python scripts/train_default_models.py --design physics-first [...]
+
+``--design deeponet`` (OS25's design: fused DeepONet predictor plus DGM timescale net, eq. 8) or
+``--design physics-first`` (ours: a small residual net over the physics step with closures for H-
+and H2+, no timescale net; docs/emulator.md).
 
 Catalogs go to catalogs/built/popiii-r{0..4}-{samples} (resumable builds; 1e5-sample catalogs keep
 their old folder catalogs/built/popiii-r{0..4}); models to thermoemu/data/models/default
@@ -25,6 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Sizes of the shipped models: small enough to ship (about 0.8 MB per region) and train on a CPU.
 PREDICTOR = NetConfig(kind="fused", layers=6, width=96, latent=48)
 TIMESCALE = NetConfig(kind="dgm", layers=4, width=64)
+#: The physics-first model: a residual net over the physics step (8 geometric substeps where one is not
+#: gentle; 17 inputs, 7 corrections).
+RESIDUAL = NetConfig(kind="residual", layers=4, width=96, n_inputs=17, n_outputs=7, substeps=8)
 
 
 def catalog_folder(region, samples):
@@ -36,6 +44,9 @@ def catalog_folder(region, samples):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--regions", default="0,1,2,3,4")
+    p.add_argument("--design", choices=("deeponet", "physics-first"), default="deeponet")
+    p.add_argument("--layers", type=int, default=None, help="hidden layers of the physics-first net")
+    p.add_argument("--width", type=int, default=None, help="width of the physics-first net")
     p.add_argument("--samples", type=int, default=1_000_000, help="catalog size per region")
     p.add_argument("--workers", type=int, default=2, help="dask workers for catalog builds")
     p.add_argument("--max-minutes", type=float, default=20.0,
@@ -61,8 +72,12 @@ def main(argv=None):
         t0 = time.perf_counter()
         build_catalog(spec, catalog, samples=a.samples, n_workers=a.workers)  # resumes; no-op when complete
         t1 = time.perf_counter()
-        predictor = replace(PREDICTOR, anchored=a.anchored)
-        train_region(spec, catalog, a.out, predictor=predictor, timescale=TIMESCALE,
+        if a.design == "physics-first":
+            predictor = replace(RESIDUAL, layers=a.layers or RESIDUAL.layers, width=a.width or RESIDUAL.width)
+            timescale = None
+        else:
+            predictor, timescale = replace(PREDICTOR, anchored=a.anchored), TIMESCALE
+        train_region(spec, catalog, a.out, predictor=predictor, timescale=timescale,
                      settings=TrainSettings(max_epochs=a.max_epochs, max_minutes=a.max_minutes,
                                             timescale_max_minutes=a.timescale_max_minutes, threads=a.threads,
                                             lr_patience=a.lr_patience,

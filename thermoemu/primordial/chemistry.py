@@ -43,8 +43,9 @@ class PrimordialChemistry(CatalogChemistry):
         return validate_state(ds, **options)
 
     def stepper(self, model="default", *, update=None, out_of_domain="reference", device="cpu", saha_table=None):
-        """The emulator of ``model`` with these options (:class:`thermoemu.Emulator`; ``update`` None keeps eq. 8)."""
-        return get_emulator(model, device=device).with_options(update=update or "timescale",
+        """The emulator of ``model`` with these options (:class:`thermoemu.Emulator`; ``update`` None: the model's own rule)."""
+        emulator = get_emulator(model, device=device)
+        return emulator.with_options(update=update or emulator.default_update,
                                                                 out_of_domain=out_of_domain, saha_table=saha_table)
 
     def reference(self, **options):
@@ -54,7 +55,6 @@ class PrimordialChemistry(CatalogChemistry):
     def step(self, ds, dt, *, model="default", update=None, out_of_domain="reference", device="cpu",
              saha_table=None):
         """``ds.emu.step`` on a primordial grid (see :meth:`thermoemu.accessor.EmuAccessor.step`)."""
-        update = update or "timescale"
         quantified = is_quantified(ds, _STATE)
         ds = validate_state(ds)
         dt_da = dt_dataarray(dt, ds["n_H"])

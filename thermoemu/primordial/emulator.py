@@ -90,8 +90,10 @@ class Emulator(EmulatorBase):
     ----------
     model : str or path
         ``"default"`` (shipped) or a model folder written by ``thermoemu train``.
-    update : {"timescale", "plain", "shaped", "tangent"}
-        OS25 eq. 8 (default), plain DeepONet iteration, the experimental shaped chord (needs
+    update : {"timescale", "plain", "shaped", "tangent"}, optional
+        None (default): the model set's own rule, ``"plain"`` for physics-first models (a residual
+        net over the physics step predicts x(dt) itself; they have no timescale nets and take no
+        other rule) and OS25 eq. 8 (``"timescale"``) for DeepONet models. Otherwise: OS25 eq. 8, plain DeepONet iteration, the experimental shaped chord (needs
         predictions accurate at tau / 30; worse than eq. 8 with the shipped nets), or the chord
         bent to the network's linearly implicit slope, with backward-Euler steps of the network
         above 1e15 cm^-3 (most accurate at short steps).
@@ -114,19 +116,37 @@ class Emulator(EmulatorBase):
     #: "auto": torch / cupy input or nets on CUDA take the torch loop; "torch" / "numpy" force one (tensor_path.py).
     array_path = "auto"
 
-    def __init__(self, model="default", *, update="timescale", out_of_domain="reference", device="cpu",
+    def __init__(self, model="default", *, update=None, out_of_domain="reference", device="cpu",
                  network=None, settings=None, saha_table=None):
-        check_choice("update", update, UPDATES)
         check_choice("out_of_domain", out_of_domain, OUT_OF_DOMAIN_POLICIES)
         self.network = network or default_network()
         self.model_dir = resolve_model_dir(model)
         self.regions = load_model_set(model, network=self.network, device=device)
-        self.update = update
+        self.update = self._checked_update(update or self.default_update)
         self.out_of_domain = out_of_domain
         self.settings = settings or SolverSettings()
         self.saha_table = table_reference(saha_table, cv_h2=self.network.options.cv_h2)
 
+    @property
+    def physics_first(self):
+        """True if every loaded region is a physics-first model (residual net over the physics step)."""
+        return all(m.residual for m in self.regions.values())
+
+    @property
+    def default_update(self):
+        """The update rule of this model set: ``"plain"`` for physics-first models, else OS25 eq. 8."""
+        return "plain" if self.physics_first else "timescale"
+
+    def _checked_update(self, update):
+        check_choice("update", update, UPDATES)
+        if update != "plain" and any(m.residual for m in self.regions.values()):
+            raise ValueError(f"update = {update!r}: the models in {self.model_dir} are physics-first (a residual net "
+                             f"over the physics step, no timescale net); they take update='plain' only")
+        return update
+
     def _set_options(self, saha_table=None, **options):
+        if "update" in options:
+            self._checked_update(options["update"])
         super()._set_options(**options)
         if saha_table is not None:
             self.saha_table = table_reference(saha_table, cv_h2=self.network.options.cv_h2)

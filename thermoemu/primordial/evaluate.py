@@ -22,7 +22,7 @@ from .emulator import UPDATES, Emulator
 from .models.features import VARIABLES, log_state
 from .models.training import load_catalog_arrays, relative_error_fractions
 from .onezone import collapse, emulator_stepper
-from .physics.network import default_network
+from .physics.network import default_network, free_fall_time, project_abundances
 from .sampling import region_of
 
 __all__ = ["SEED_TABLE2", "accuracy_table", "fixed_density_test", "collapse_comparison", "max_log_deviation"]
@@ -86,6 +86,76 @@ def accuracy_table(emulator: Emulator, catalogs, *, split="test", max_samples=No
          "median_abs_dex": (("variable", "region"), median, {"units": "dex"}),
          "samples": ("region", count)},
         coords=coords, attrs={"split": split, "model": str(emulator.model_dir)})
+
+
+def collapse_track_states(n_states=2000, *, log_n_range=(-2.0, 13.0), n_noise_dex=0.05, t_noise_dex=0.02, seed=0):
+    """Snapshot-like states: points of the reference collapse track (dt = 0.1 t_ff), perturbed.
+
+    log10 n_H is drawn uniformly in ``log_n_range``; temperature and abundances are the track's at
+    that density, then n_H is moved by up to ``n_noise_dex`` and T by up to ``t_noise_dex``
+    (uniform), and the abundances are projected onto conservation. No catalog is involved.
+
+    Returns
+    -------
+    n_H : ndarray (N,)
+        [cm^-3]
+    x : ndarray (7, N)
+        Abundances (network order) and temperature [K].
+    """
+    track = collapse(step_fraction=0.1, n_end=10.0 ** (log_n_range[1] + 0.2))
+    log_n = np.log10(track["n_H"].values)
+    log_T = np.log10(track["temperature"].values)
+    y = track["abundance"].transpose("species", "step").values
+    rng = np.random.default_rng(seed)
+    ln = rng.uniform(*log_n_range, n_states)
+    T = 10.0 ** (np.interp(ln, log_n, log_T) + rng.uniform(-t_noise_dex, t_noise_dex, n_states))
+    ab = np.stack([10.0 ** np.interp(ln, log_n, np.log10(np.maximum(y[i], 1e-40))) for i in range(6)])
+    ab = np.maximum(project_abundances(ab), 0.0)
+    n_H = 10.0 ** (ln + rng.uniform(-n_noise_dex, n_noise_dex, n_states))
+    return n_H, np.vstack([ab, T])
+
+
+def track_step_accuracy(stepper, fractions=(1e-3, 1e-2, 1e-1), *, n_states=2000, seed=0, threshold=0.05,
+                        reference=None):
+    """Single steps from snapshot-like states (:func:`collapse_track_states`) against the reference.
+
+    Parameters
+    ----------
+    stepper : Stepper
+        What is tested (an :class:`Emulator`, or any object with ``step_arrays``).
+    fractions : sequence of float
+        dt as multiples of the free-fall time at each cell's n_H.
+    n_states, seed : int
+    threshold : float
+        Relative error counted as a hit.
+    reference : Stepper, optional
+        Default: :class:`~thermoemu.primordial.reference.ReferenceStepper` with default settings.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``fraction_within`` (dt_over_t_ff, variable): share of steps with |x / x_ref - 1| < threshold,
+        and ``median_abs_dex`` (dt_over_t_ff, variable).
+    """
+    from .reference import ReferenceStepper
+
+    reference = reference or ReferenceStepper()
+    n_H, x0 = collapse_track_states(n_states, seed=seed)
+    t_ff = free_fall_time(n_H)
+    within = np.empty((len(fractions), 7))
+    median = np.empty((len(fractions), 7))
+    for k, f in enumerate(fractions):
+        dt = f * t_ff
+        x_ref = reference.step_arrays({"n_H": n_H}, x0, dt).x
+        x = stepper.step_arrays({"n_H": n_H}, x0, dt).x
+        with np.errstate(all="ignore"):
+            within[k] = (np.abs(x / x_ref - 1.0) < threshold).mean(axis=1)
+            median[k] = np.median(np.abs(log_state(x) - log_state(x_ref)), axis=0)
+    coords = {"dt_over_t_ff": list(fractions), "variable": list(VARIABLES)}
+    return xr.Dataset({"fraction_within": (("dt_over_t_ff", "variable"), within, {"threshold": threshold}),
+                       "median_abs_dex": (("dt_over_t_ff", "variable"), median, {"units": "dex"})},
+                      coords=coords, attrs={"states": n_states, "seed": seed,
+                                            "stepper": getattr(stepper, "label", type(stepper).__name__)})
 
 
 def _reference_state_at(n_target):

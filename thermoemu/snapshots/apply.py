@@ -428,7 +428,7 @@ def _assemble(part_of, dim, output, source, options, key):
     try:
         ds.attrs.update({"thermoemu_version": package_version(), "thermoemu_apply_dt": json.dumps(options["dt"]),
                          "thermoemu_apply_model": "reference solver" if options["reference"] else options["model"],
-                         "thermoemu_apply_update": str(options["update"] or "timescale"),
+                         "thermoemu_apply_update": str(options["update"] or "the model set's default"),
                          "thermoemu_apply_out_of_domain": options["out_of_domain"],
                          "thermoemu_apply_convention": options["convention"],
                          "thermoemu_apply_input": str(source) if isinstance(source, (str, os.PathLike)) else "memory",

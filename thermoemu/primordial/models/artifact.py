@@ -129,7 +129,7 @@ def load_model_set(model="default", *, network, device="cpu"):
                 int(key), entry["ranges"], NetConfig(**pred["config"]), Scaling.from_dict(pred["scaling"]),
                 None if ts is None else NetConfig(**ts["config"]),
                 None if ts is None else Scaling.from_dict(ts["scaling"]),
-                eps=entry["eps"], dt_max_over_t_ff=entry["dt_max_over_t_ff"],
+                eps=entry["eps"], dt_max_over_t_ff=entry["dt_max_over_t_ff"], network=network,
                 metadata={k: v for k, v in entry.items() if k not in ("predictor", "timescale")})
         except (KeyError, TypeError, ValueError) as err:
             raise ArtifactError(f"{model_dir / MANIFEST}: region {key} entry is incomplete or invalid ({err!r})") from err

@@ -9,6 +9,11 @@ Variable order everywhere in the emulators is the network's ``x`` order: the six
   ``log10 x0 + r`` and learn the change ``r = log10 x(dt) - log10 x0`` (a skip connection: the
   network only has to learn what chemistry changes).
 * DGM targets: ``Y_tau = sign(dx) log10(1 + eps t_ff / tau_eps)`` (OS25 eq. 16).
+* Residual (physics-first) nets, ours: inputs are the branch inputs, ``log10(dt / t_ff)``, the
+  change the physics step makes, ``log10 x_base - log10 x0`` (7 values), and log2 of the substeps
+  it took (17 in all); targets are
+  what the physics misses: ``log10 x(dt) - log10 x_base`` for H, H2, e-, H+ and T, and for H- and
+  H2+ the error of their closure evaluated at the true end state (``residual_targets``).
 
 Every input and target is standardised with the training set's mean and standard deviation,
 stored in the artifact's metadata.
@@ -21,7 +26,16 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 __all__ = ["VARIABLES", "LOG_FLOOR", "Scaling", "branch_inputs", "trunk_inputs", "log_state",
-           "timescale_targets", "timescales_from_targets"]
+           "timescale_targets", "timescales_from_targets", "residual_inputs", "residual_targets",
+           "RESIDUAL_INPUTS", "DT_FLOOR_OVER_T_FF", "CHANGE_CLIP_DEX"]
+
+#: Number of residual-net inputs: 8 branch inputs, log10(dt / t_ff), 7 changes of the physics step,
+#: log2 of its substeps.
+RESIDUAL_INPUTS = 17
+#: dt / t_ff below this is taken at this value in the residual inputs (dt = 0 has no log).
+DT_FLOOR_OVER_T_FF = 1e-20
+#: |log10 x_base - log10 x0| is clipped here in the residual inputs [dex].
+CHANGE_CLIP_DEX = 30.0
 
 #: Emulated variables in network order.
 VARIABLES = ("H", "H2", "e-", "H+", "H-", "H2+", "temperature")
@@ -39,6 +53,40 @@ def branch_inputs(n_H, x0):
     out[:, 0] = np.log10(n_H)
     out[:, 1] = np.log10(np.maximum(x0[6], LOG_FLOOR))
     out[:, 2:] = np.log10(np.maximum(x0[:6], LOG_FLOOR)).T
+    return out
+
+
+def residual_inputs(n_H, x0, dt, t_ff, x_base, substeps):
+    """``(N, 17)`` inputs of a residual net (module docstring).
+
+    Parameters
+    ----------
+    n_H : ndarray (N,)
+        [cm^-3]
+    x0, x_base : ndarray (7, N)
+        Start state and the physics step's end state (abundances, T [K]).
+    dt, t_ff : ndarray (N,)
+        Step and free-fall time [s].
+    substeps : ndarray of int (N,)
+        Substeps the physics step took per cell.
+    """
+    out = np.empty((len(n_H), RESIDUAL_INPUTS))
+    out[:, :8] = branch_inputs(n_H, x0)
+    out[:, 8] = np.log10(np.maximum(np.asarray(dt, dtype=float) / t_ff, DT_FLOOR_OVER_T_FF))
+    out[:, 9:16] = np.clip(log_state(x_base) - log_state(x0), -CHANGE_CLIP_DEX, CHANGE_CLIP_DEX)
+    out[:, 16] = np.log2(substeps)
+    return out
+
+
+def residual_targets(x_true, x_base, x_closed):
+    """``(N, 7)`` targets of a residual net [dex].
+
+    ``x_true`` is the reference end state, ``x_base`` the physics step's, and ``x_closed`` the
+    reference end state with H- and H2+ replaced by their closure (all (7, N)). Slow variables:
+    ``log10 x_true - log10 x_base``; trace species: ``log10 x_true - log10 x_closed``.
+    """
+    out = log_state(x_true) - log_state(x_base)
+    out[:, 4:6] = (log_state(x_true) - log_state(x_closed))[:, 4:6]
     return out
 
 

@@ -12,7 +12,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-__all__ = ["NetConfig", "MLP", "DeepONet", "FusedDeepONet", "DGMNet", "build_net"]
+__all__ = ["NetConfig", "MLP", "DeepONet", "FusedDeepONet", "DGMNet", "ResidualNet", "build_net"]
+
+KINDS = ("deeponet", "fused", "dgm", "residual")
 
 
 @dataclass(frozen=True)
@@ -21,9 +23,10 @@ class NetConfig:
 
     Parameters
     ----------
-    kind : {"deeponet", "fused", "dgm"}
+    kind : {"deeponet", "fused", "dgm", "residual"}
         ``deeponet``: one target per net (OS25); ``fused``: one branch and one trunk for all
-        targets (ours); ``dgm``: the timescale net.
+        targets (ours); ``dgm``: the timescale net; ``residual``: a small MLP that corrects the
+        physics step (:mod:`thermoemu.primordial.physics_step`; ours, "physics-first").
     layers : int
         Hidden layers of the branch and trunk nets (DeepONet) or DGM layers. OS25: 10.
     width : int
@@ -42,6 +45,8 @@ class NetConfig:
         DeepONet only: the branch is ``MLP(X) + X A`` (a linear path from the inputs), so that
         outputs linear in the inputs, such as the ``-log10 y0`` of a fast species relaxing to
         equilibrium, are represented exactly (ours).
+    substeps : int
+        Residual nets only: substeps of the physics step the net corrects.
     """
 
     kind: str = "fused"
@@ -52,11 +57,12 @@ class NetConfig:
     n_outputs: int = 7
     anchored: bool = False
     linear_skip: bool = False
+    substeps: int = 1
 
     def __post_init__(self):
-        if self.kind not in ("deeponet", "fused", "dgm"):
-            raise ValueError(f"NetConfig.kind = {self.kind!r}; allowed: 'deeponet', 'fused', 'dgm'")
-        for name in ("layers", "width", "latent", "n_inputs", "n_outputs"):
+        if self.kind not in KINDS:
+            raise ValueError(f"NetConfig.kind = {self.kind!r}; allowed: {', '.join(map(repr, KINDS))}")
+        for name in ("layers", "width", "latent", "n_inputs", "n_outputs", "substeps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"NetConfig.{name} = {value!r}; must be a positive integer")
@@ -186,6 +192,26 @@ class DGMNet(nn.Module):
         return self.out(phi)
 
 
+class ResidualNet(nn.Module):
+    """Small SiLU MLP from the scaled residual inputs to the scaled corrections (ours).
+
+    Inputs and targets: :func:`thermoemu.primordial.models.features.residual_inputs` and
+    ``residual_targets``. The net only learns what the physics step and the trace closures miss.
+    """
+
+    def __init__(self, config: NetConfig):
+        super().__init__()
+        self.config = config
+        sizes = [config.n_inputs] + [config.width] * config.layers
+        self.hidden = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
+        self.out = nn.Linear(config.width, config.n_outputs)
+
+    def forward(self, x):
+        for layer in self.hidden:
+            x = torch.nn.functional.silu(layer(x))
+        return self.out(x)
+
+
 def build_net(config: NetConfig) -> nn.Module:
     """The module for a :class:`NetConfig`."""
-    return {"deeponet": DeepONet, "fused": FusedDeepONet, "dgm": DGMNet}[config.kind](config)
+    return {"deeponet": DeepONet, "fused": FusedDeepONet, "dgm": DGMNet, "residual": ResidualNet}[config.kind](config)

@@ -12,7 +12,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .features import Scaling, branch_inputs, timescales_from_targets, trunk_inputs
+from ..closures import close_trace_species
+from ..physics.network import free_fall_time
+from ..physics_step import physics_step
+from .features import Scaling, branch_inputs, log_state, residual_inputs, timescales_from_targets, trunk_inputs
 from .nets import NetConfig, build_net
 
 __all__ = ["RegionModel"]
@@ -41,6 +44,8 @@ class RegionModel:
         The largest trained step, as a multiple of the free-fall time at the cell's n_H.
     metadata : dict
         Everything else from the artifact (catalog hash, training metrics, ...).
+    network : PrimordialNetwork or None
+        The reference network; residual (physics-first) predictors step it.
     """
 
     region: int
@@ -55,6 +60,12 @@ class RegionModel:
     dt_max_over_t_ff: float = 10 ** 0.5
     metadata: dict = field(default_factory=dict)
     device: str = "cpu"
+    network: object = None
+
+    @property
+    def residual(self):
+        """True for a physics-first model (a residual net over the physics step, no DGM net)."""
+        return self.predictor_config.kind == "residual"
 
     @classmethod
     def new(cls, region, ranges, predictor_config, predictor_scaling, timescale_config=None,
@@ -66,7 +77,8 @@ class RegionModel:
         else:
             predictors = [build_net(predictor_config)]
         for net in predictors:  # the scaled trunk input of dt = 0, for anchored DeepONets
-            net.t_zero.fill_(float(predictor_scaling.scale_t(0.0)))
+            if hasattr(net, "t_zero"):
+                net.t_zero.fill_(float(predictor_scaling.scale_t(0.0)))
         timescale_net = build_net(timescale_config) if timescale_config is not None else None
         return cls(region=region, ranges=ranges, predictor_config=predictor_config,
                    predictors=predictors, predictor_scaling=predictor_scaling,
@@ -90,7 +102,8 @@ class RegionModel:
         for i, net in enumerate(self.predictors):
             prefix = "predictor." if len(self.predictors) == 1 else f"predictor.{i}."
             own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            own.setdefault("t_zero", net.t_zero)  # older artifacts: not anchored, value unused
+            if hasattr(net, "t_zero"):
+                own.setdefault("t_zero", net.t_zero)  # older artifacts: not anchored, value unused
             net.load_state_dict(own, strict=True)
         if self.timescale_net is not None:
             self.timescale_net.load_state_dict({k[len("timescale."):]: v for k, v in tensors.items()
@@ -132,6 +145,8 @@ class RegionModel:
         ndarray (N, 7)
             log10 of the abundances and temperature [K] after ``t``.
         """
+        if self.residual:
+            return self._predict_residual(n_H, x0, t)
         s = self.predictor_scaling
         xb = branch_inputs(n_H, x0)
         t = np.broadcast_to(np.asarray(t, dtype=float).reshape(len(n_H), -1), (len(n_H), 7))
@@ -145,6 +160,42 @@ class RegionModel:
         r = s.unscale_y(r.cpu().numpy().astype(float))
         log0 = np.concatenate([xb[:, 2:], xb[:, 1:2]], axis=1)  # network order
         return log0 + r
+
+    def physics_base(self, n_H, x0, dt):
+        """The physics step a residual net corrects, (7, N), and the substeps per cell
+        (:func:`~thermoemu.primordial.physics_step.physics_step`)."""
+        with np.errstate(all="ignore"):
+            return physics_step(self.network, n_H, x0, dt, self.predictor_config.substeps, return_substeps=True)
+
+    def residual_correction(self, n_H, x0, dt, x_base, substeps):
+        """The net's corrections [dex], (N, 7) (targets of ``features.residual_targets``)."""
+        s = self.predictor_scaling
+        inputs = residual_inputs(n_H, x0, dt, free_fall_time(n_H), x_base, substeps)
+        with torch.inference_mode():
+            r = self.predictors[0](self._tensor(s.scale_x(inputs)))
+        return s.unscale_y(r.cpu().numpy().astype(float))
+
+    def _predict_residual(self, n_H, x0, t):
+        """log10 x(t) (N, 7) of a physics-first model: physics step, slow corrections, trace closure."""
+        if self.network is None:
+            raise ValueError(f"region {self.region}: a residual model needs the network (load it with load_model_set)")
+        t = np.asarray(t, dtype=float)
+        if t.ndim == 2:  # one time per cell: residual models serve the plain update only
+            if not np.all(t == t[:, :1]):
+                raise ValueError(f"region {self.region} is a physics-first model: it predicts the state at one "
+                                 f"time per cell (update='plain'), not per variable")
+            t = t[:, 0]
+        dt = np.broadcast_to(t, np.shape(n_H))
+        x0 = np.asarray(x0, dtype=float)
+        x_base, substeps = self.physics_base(n_H, x0, dt)
+        r = self.residual_correction(n_H, x0, dt, x_base, substeps)
+        x = x_base.copy()
+        for i in (0, 1, 2, 3, 6):
+            x[i] = x_base[i] * 10.0 ** r[:, i]
+        with np.errstate(all="ignore"):
+            x = close_trace_species(self.network, n_H, x, x0, dt)
+        x[4:6] = x[4:6] * 10.0 ** r[:, 4:6].T
+        return log_state(x)
 
     def timescales(self, n_H, x0, t_ff):
         """tau_eps per variable [s] from the DGM net (OS25 eq. 16 inverted), shape (N, 7)."""

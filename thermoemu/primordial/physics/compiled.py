@@ -27,7 +27,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
 
-__all__ = ["available", "supports", "integrate_chunk", "evaluate_cells", "cell_functions"]
+__all__ = ["available", "supports", "integrate_chunk", "evaluate_cells", "cell_functions", "physics_step_cells"]
 
 # RODAS3 (Sandu et al. 1997), as in rosenbrock.py
 _GAMMA = 0.5
@@ -54,9 +54,11 @@ def supports(network, x0):
 def _sources():
     """Every source file whose code or constants the compiled functions include."""
     from ... import constants
+    from .. import physics_step
     from . import kernel, layout, rates, thermo
 
-    return [Path(__file__).resolve()] + [Path(m.__file__).resolve() for m in (kernel, layout, rates, thermo, constants)]
+    return [Path(__file__).resolve()] + [Path(m.__file__).resolve()
+                                         for m in (kernel, layout, rates, thermo, constants, physics_step)]
 
 
 def _drop_stale_cache(sources=None, cache_dir=None):
@@ -353,6 +355,227 @@ if numba is not None:
 
 if numba is not None:  # before any first call: where numba looks for the cache is known now
     _drop_stale_cache(cache_dir=_integrate_cells._cache._cache_path)
+
+
+if numba is not None:
+    from .layout import CONSERVATION_MATRIX as _CM
+    from .layout import CONSERVATION_TARGET as _CT
+
+    from ..physics_step import GENTLE_CHANGE_DEX, GENTLE_MIN_ABUNDANCE, MIN_TEMPERATURE_RATIO, TRACE_REEVALUATE
+
+    _FLOOR = 1e-40
+    _SLOW = np.array([0, 1, 2, 3, 6])
+
+    @_njit
+    def _trace_balance(x, f, J):
+        """y* of H- and H2+ (module physics_step) written into x; returns the 2 x 2 block's determinant."""
+        a, b, c, d = J[4, 4], J[4, 5], J[5, 4], J[5, 5]
+        det = a * d - b * c
+        if det != 0.0:
+            y4 = x[4] - (d * f[4] - b * f[5]) / det
+            y5 = x[5] - (-c * f[4] + a * f[5]) / det
+            x[4] = max(y4, 0.0)
+            x[5] = max(y5, 0.0)
+        return det
+
+    @_njit
+    def _project(y):
+        """project_abundances for one cell (6 abundances, in place)."""
+        a11 = 0.0
+        a12 = 0.0
+        a22 = 0.0
+        r0 = -_CT[0]
+        r1 = -_CT[1]
+        for i in range(6):
+            w = y[i] * y[i]
+            a11 += _CM[0, i] * _CM[0, i] * w
+            a12 += _CM[0, i] * _CM[1, i] * w
+            a22 += _CM[1, i] * _CM[1, i] * w
+            r0 += _CM[0, i] * y[i]
+            r1 += _CM[1, i] * y[i]
+        det = a11 * a22 - a12 * a12
+        if det > 1e-14 * max(a11 * a22, 1e-300):
+            l1 = (a22 * r0 - a12 * r1) / det
+            l2 = (a11 * r1 - a12 * r0) / det
+        else:
+            l1 = r0 / (a11 if a11 > 0 else 1.0)
+            l2 = r1 / a22 if a22 > 0 else 0.0
+        for i in range(6):
+            y[i] = y[i] - y[i] * y[i] * (_CM[0, i] * l1 + _CM[1, i] * l2)
+
+    @_njit
+    def _solve_small(A, b, n):
+        """Gaussian elimination with partial pivoting of an n x n system (A, b overwritten); b holds x."""
+        for k in range(n):
+            best = k
+            for i in range(k + 1, n):
+                if abs(A[i, k]) > abs(A[best, k]):
+                    best = i
+            if best != k:
+                for j in range(n):
+                    tmp = A[k, j]
+                    A[k, j] = A[best, j]
+                    A[best, j] = tmp
+                tmp = b[k]
+                b[k] = b[best]
+                b[best] = tmp
+            for i in range(k + 1, n):
+                m = A[i, k] / A[k, k]
+                for j in range(k, n):
+                    A[i, j] -= m * A[k, j]
+                b[i] -= m * b[k]
+        for i in range(n - 1, -1, -1):
+            s = b[i]
+            for j in range(i + 1, n):
+                s -= A[i, j] * b[j]
+            b[i] = s / A[i, i]
+
+    @_njit
+    def _evaluate_into(x, p, table, thermalize, escape, w):
+        """Right-hand side and Jacobian of one cell into the work arrays ``w`` (no allocation)."""
+        c, dc, kn, dkn, r, D, f, J = w
+        D[:, :] = 0.0
+        _kernel.table_coefficients(x[_N - 1], table, c, dc)
+        _kernel.rhs_jacobian(x, c, dc, p, thermalize, escape, kn, dkn, r, D, f, J, True)
+
+    @_njit
+    def _work(n_col):
+        return (np.empty(n_col), np.empty(n_col), np.empty(18), np.empty(18), np.empty(18), np.zeros((18, _N)),
+                np.empty(_N), np.empty((_N, _N)))
+
+    @_njit
+    def _reduced_substep(x, p, h, table, thermalize, escape, w, A, rhs):
+        """One substep of physics_step._reduced_step for one cell; returns the new state (a copy)."""
+        xs = x.copy()
+        f, J = w[6], w[7]
+        _evaluate_into(xs, p, table, thermalize, escape, w)
+        t4, t5 = xs[4], xs[5]
+        _trace_balance(xs, f, J)
+        for i in range(_N):  # f at the balanced trace, to first order
+            f[i] += J[i, 4] * (xs[4] - t4) + J[i, 5] * (xs[5] - t5)
+        if abs(xs[4] - t4) > TRACE_REEVALUATE * max(t4, 1e-300) or abs(xs[5] - t5) > TRACE_REEVALUATE * max(t5, 1e-300):
+            _evaluate_into(xs, p, table, thermalize, escape, w)
+        a, b, c, d = J[4, 4], J[4, 5], J[5, 4], J[5, 5]
+        det = a * d - b * c
+        i00, i01, i10, i11 = 0.0, 0.0, 0.0, 0.0
+        if det != 0.0:
+            i00, i01, i10, i11 = d / det, -b / det, -c / det, a / det
+        for ii in range(5):
+            zi = _SLOW[ii]
+            for jj in range(5):
+                zj = _SLOW[jj]
+                # J_eff = J_zz - J_zt inv(J_tt) J_tz
+                u0 = i00 * J[4, zj] + i01 * J[5, zj]
+                u1 = i10 * J[4, zj] + i11 * J[5, zj]
+                jeff = J[zi, zj] - (J[zi, 4] * u0 + J[zi, 5] * u1)
+                A[ii, jj] = (1.0 if ii == jj else 0.0) - h * jeff
+            rhs[ii] = h * f[zi]
+        _solve_small(A, rhs, 5)
+        for ii in range(5):
+            xs[_SLOW[ii]] += rhs[ii]
+        for i in range(6):
+            xs[i] = max(xs[i], _FLOOR)
+        _project(xs)
+        for i in range(6):
+            xs[i] = max(xs[i], _FLOOR)
+        return xs
+
+    @_njit
+    def _accepted(x, xn):
+        ok = xn[6] > MIN_TEMPERATURE_RATIO * x[6] and xn[6] < x[6] / MIN_TEMPERATURE_RATIO
+        for i in range(_N):
+            if not np.isfinite(xn[i]):
+                ok = False
+        return ok
+
+    @_njit
+    def _is_gentle(x0, x1):
+        for ii in range(5):
+            i = _SLOW[ii]
+            a = max(x0[i], _FLOOR)
+            b = max(x1[i], _FLOOR)
+            if (i == 6 or max(a, b) > GENTLE_MIN_ABUNDANCE) and abs(np.log10(b / a)) > GENTLE_CHANGE_DEX:
+                return False
+        return True
+
+    @_njit
+    def _physics_step_cells(x0, p, dt, weights, table, thermalize, escape, x_out, used):
+        w = _work(table.shape[1])
+        A = np.empty((5, 5))
+        rhs = np.empty(5)
+        f, J = w[6], w[7]
+        for cell in range(x0.shape[1]):
+            start = x0[:, cell].copy()
+            pc = p[:, cell].copy()
+            one = _reduced_substep(start, pc, dt[cell], table, thermalize, escape, w, A, rhs)
+            ok = _accepted(start, one)
+            x = one if ok else start.copy()
+            used[cell] = 1
+            if weights.shape[0] > 1 and not (ok and _is_gentle(start, one)):
+                used[cell] = weights.shape[0]
+                x = start.copy()
+                for k in range(weights.shape[0]):
+                    xn = _reduced_substep(x, pc, dt[cell] * weights[k], table, thermalize, escape, w, A, rhs)
+                    if _accepted(x, xn):
+                        x = xn
+            # trace closure (closures.close_trace_species) at the end state
+            _evaluate_into(x.copy(), pc, table, thermalize, escape, w)
+            a, b, c, d = J[4, 4], J[4, 5], J[5, 4], J[5, 5]
+            det = a * d - b * c
+            y4, y5 = x[4], x[5]
+            if det != 0.0:
+                y4 = max(x[4] - (d * f[4] - b * f[5]) / det, 0.0)
+                y5 = max(x[5] - (-c * f[4] + a * f[5]) / det, 0.0)
+            t = dt[cell]
+            s = 0.5 * (a + d)
+            q = np.sqrt(max(0.25 * (a - d) ** 2 + b * c, 0.0))
+            e1 = np.exp(min((s + q) * t, 700.0))
+            e2 = np.exp(min((s - q) * t, 700.0))
+            if q * t > 1e-8:
+                ww = (e1 - e2) / (2.0 * q)
+                v = (e2 * (s + q) - e1 * (s - q)) / (2.0 * q)
+            else:
+                es = np.exp(min(s * t, 700.0))
+                ww = t * es
+                v = es * (1.0 - s * t)
+            d0 = start[4] - y4
+            d1 = start[5] - y5
+            x[4] = max(y4 + (ww * a + v) * d0 + ww * b * d1, 0.0)
+            x[5] = max(y5 + ww * c * d0 + (ww * d + v) * d1, 0.0)
+            x_out[:, cell] = x
+
+
+def physics_step_cells(network, x0, cell, dt, substeps):
+    """:func:`thermoemu.primordial.physics_step.physics_step` compiled, cell by cell (same values to round-off).
+
+    Parameters
+    ----------
+    network : PrimordialNetwork
+        Must provide ``compiled_kernel()``.
+    x0 : ndarray (7, n)
+    cell : dict
+        ``network.cell_parameters(n_H)``.
+    dt : ndarray (n,)
+        [s]
+    substeps : int
+
+    Returns
+    -------
+    x : ndarray (7, n)
+    used : ndarray of int64 (n,)
+        Substeps each cell took (1 or ``substeps``).
+    """
+    from ..physics_step import substep_fractions
+    from .kernel import cell_parameter_array
+
+    table, thermalize, escape = network.compiled_kernel()
+    x0 = np.ascontiguousarray(x0, dtype=float)
+    out = np.empty_like(x0)
+    used = np.empty(x0.shape[1], dtype=np.int64)
+    _physics_step_cells(x0, np.ascontiguousarray(cell_parameter_array(cell)),
+                        np.ascontiguousarray(np.broadcast_to(dt, x0.shape[1:]), dtype=float),
+                        substep_fractions(substeps), table, thermalize, int(escape), out, used)
+    return out, used
 
 
 def integrate_chunk(network, x0, cell, dt, t_end, rtol, settings, eps=None):

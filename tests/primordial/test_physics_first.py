@@ -1,0 +1,141 @@
+"""Physics-first emulators: trace-species closures, the physics step (numpy and compiled), and
+residual models (real training on a small real catalog, artifacts, the plain update)."""
+
+import copy
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from thermoemu.core.catalog import build_catalog
+from thermoemu.core.spec import load_spec, validate_spec
+from thermoemu.primordial.closures import _expm_2x2, close_trace_species, trace_equilibrium
+from thermoemu.primordial.emulator import Emulator
+from thermoemu.primordial.evaluate import collapse_track_states
+from thermoemu.primordial.models import NetConfig, TrainSettings, train_region
+from thermoemu.primordial.physics.network import default_network, free_fall_time
+from thermoemu.primordial.physics_step import physics_step, substep_fractions
+from thermoemu.primordial.reference import ReferenceStepper
+from thermoemu.primordial.physics.network import conservation_residual
+
+TINY_RESIDUAL = NetConfig(kind="residual", layers=2, width=32, n_inputs=17, n_outputs=7, substeps=4)
+
+
+@pytest.fixture(scope="module")
+def track():
+    """300 snapshot-like states from the reference collapse track, and reference steps of 1e-2 t_ff."""
+    n_H, x0 = collapse_track_states(300, seed=5)
+    dt = 1e-2 * free_fall_time(n_H)
+    return n_H, x0, dt, ReferenceStepper().step_arrays({"n_H": n_H}, x0, dt).x
+
+
+@pytest.fixture(scope="module")
+def residual_model(dask_client, tmp_path_factory):
+    raw = copy.deepcopy(load_spec("popiii-r1").raw)
+    raw.update(name="pf-test-r1", samples=600, shard_size=200, seed=12)
+    spec = validate_spec(raw)
+    catalog = tmp_path_factory.mktemp("catalog")
+    build_catalog(spec, catalog, client=dask_client, progress=False)
+    out = tmp_path_factory.mktemp("model")
+    model = train_region(spec, catalog, out, predictor=TINY_RESIDUAL, timescale=None,
+                         settings=TrainSettings(max_epochs=200, batch_size=64, seed=3, threads=1), progress=False)
+    return out, model
+
+
+# ----------------------------------------------------------------------------- closures
+@pytest.mark.parametrize("seed", range(4))
+def test_closed_form_matrix_exponential_matches_scipy(seed):
+    rng = np.random.default_rng(seed)
+    M = -np.abs(rng.normal(size=(2, 2))) * 10 ** rng.uniform(-3, 3)
+    M[0, 1], M[1, 0] = abs(M[0, 1]), abs(M[1, 0]) * rng.uniform(0, 1)  # destruction on the diagonal
+    t = 10 ** rng.uniform(-3, 1)
+    ours = np.array(_expm_2x2(*(np.array([v]) for v in M.ravel()), t)).reshape(2, 2)
+    np.testing.assert_allclose(ours, scipy.linalg.expm(M * t), rtol=1e-9, atol=1e-14)
+
+
+def test_trace_closure_reproduces_the_reference_trace_species(network, track):
+    """H- and H2+ from their balance at the reference end state: within 1 % of the reference's own."""
+    n_H, x0, dt, x_ref = track
+    closed = close_trace_species(network, n_H, x_ref, x0, dt)
+    for i in (4, 5):
+        assert np.quantile(np.abs(closed[i] / x_ref[i] - 1), 0.99) < 0.01
+    np.testing.assert_array_equal(closed[[0, 1, 2, 3, 6]], x_ref[[0, 1, 2, 3, 6]])
+
+
+def test_trace_closure_keeps_the_start_values_at_zero_dt_and_reaches_balance_at_long_dt(network, track):
+    n_H, x0, _, x_ref = track
+    at_zero = close_trace_species(network, n_H, x_ref, x0, 0.0)
+    np.testing.assert_allclose(at_zero[4:6], x0[4:6], rtol=1e-12)
+    y_star, J = trace_equilibrium(network, n_H, x_ref)
+    long = close_trace_species(network, n_H, x_ref, x0, 1e6 / np.abs(J[0, 0]).min())
+    np.testing.assert_allclose(long[4:6], y_star, rtol=1e-9)
+
+
+# ----------------------------------------------------------------------------- the physics step
+def test_compiled_physics_step_equals_numpy(network, track):
+    n_H, x0, dt, _ = track
+    for f in (1.0, 100.0):  # 1e-2 and 1 t_ff
+        a, ua = physics_step(network, n_H, x0, f * dt, 8, compiled=False, return_substeps=True)
+        b, ub = physics_step(network, n_H, x0, f * dt, 8, compiled=True, return_substeps=True)
+        np.testing.assert_array_equal(ua, ub)
+        np.testing.assert_allclose(a, b, rtol=1e-9)
+
+
+@pytest.mark.parametrize("compiled", [False, True])
+def test_physics_step_alone_follows_the_reference_near_the_collapse_track(network, track, compiled):
+    """At 1e-2 t_ff the step is gentle everywhere (one substep) and within 5 % of the reference in
+    >= 99 % of cells for every variable, the trace species included."""
+    n_H, x0, dt, x_ref = track
+    x, used = physics_step(network, n_H, x0, dt, 8, compiled=compiled, return_substeps=True)
+    assert (used == 1).all()
+    within = (np.abs(x / x_ref - 1) < 0.05).mean(axis=1)
+    assert within.min() >= 0.99, within
+    assert np.abs(conservation_residual(x[:6])).max() < 1e-12
+
+
+def test_physics_step_changes_nothing_at_zero_dt(network, track):
+    """dt = 0: the trace species keep their values; the others move only by the conservation
+    projection after the trace species are put at their balance (~1e-12 absolute)."""
+    n_H, x0, _, _ = track
+    x = physics_step(network, n_H, x0, 0.0)
+    np.testing.assert_allclose(x[4:6], x0[4:6], rtol=1e-12)
+    np.testing.assert_allclose(x[[0, 1, 2, 3, 6]], x0[[0, 1, 2, 3, 6]], rtol=1e-5, atol=1e-11)
+
+
+def test_substeps_grow_geometrically_and_bad_counts_are_refused(network, track):
+    w = substep_fractions(4)
+    np.testing.assert_allclose(w, np.array([1, 2, 4, 8]) / 15)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="substeps"):
+            physics_step(network, track[0], track[1], track[2], bad)
+
+
+# ----------------------------------------------------------------------------- residual models
+def test_residual_model_learns_round_trips_and_takes_the_plain_update(residual_model, track):
+    out, model = residual_model
+    emulator = Emulator(out)
+    assert emulator.physics_first and emulator.default_update == "plain" and emulator.update == "plain"
+    reloaded = emulator.regions[1]
+    assert reloaded.timescale_net is None and reloaded.network is emulator.network
+    n_H, x0, dt, _ = track
+    inside = (n_H > 1e-2) & (n_H < 1e2)  # region 1
+    np.testing.assert_allclose(reloaded.predict_log(n_H[inside], x0[:, inside], dt[inside]),
+                               model.predict_log(n_H[inside], x0[:, inside], dt[inside]), rtol=1e-6, atol=1e-9)
+    res = emulator.step_arrays({"n_H": n_H[inside]}, x0[:, inside], dt[inside])
+    assert res.success.all()
+    assert np.abs(conservation_residual(res.x[:6])).max() < 1e-12
+    with pytest.raises(ValueError, match="physics-first.*update='plain'"):
+        emulator.with_options(update="timescale")
+    with pytest.raises(ValueError, match="physics-first"):
+        Emulator(out, update="tangent")
+
+
+def test_residual_training_beats_the_physics_step_alone_on_its_validation_split(residual_model):
+    """The validation loss (mean |error| in dex, summed over variables) of physics step plus net is
+    below that of the physics step and closures alone (zero correction), recorded in the manifest."""
+    import json
+    out, _ = residual_model
+    entry = json.loads((out / "manifest.json").read_text())["regions"]["1"]
+    training = entry["training"]
+    assert training["predictor_best_validation_loss"] < 0.9 * training["physics_only_validation_loss"]
+    assert entry["predictor"]["config"]["kind"] == "residual" and entry["timescale"] is None
