@@ -13,10 +13,9 @@ from thermoemu.primordial.closures import _expm_2x2, close_trace_species, trace_
 from thermoemu.primordial.emulator import Emulator
 from thermoemu.primordial.evaluate import collapse_track_states
 from thermoemu.primordial.models import NetConfig, TrainSettings, train_region
-from thermoemu.primordial.physics.network import default_network, free_fall_time
+from thermoemu.primordial.physics.network import conservation_residual, free_fall_time
 from thermoemu.primordial.physics_step import physics_step, substep_fractions
 from thermoemu.primordial.reference import ReferenceStepper
-from thermoemu.primordial.physics.network import conservation_residual
 
 TINY_RESIDUAL = NetConfig(kind="residual", layers=2, width=32, n_inputs=17, n_outputs=7, substeps=4)
 

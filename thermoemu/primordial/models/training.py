@@ -23,10 +23,10 @@ from ...core.catalog import open_catalog
 from ...core.spec import load_spec
 from ...core.training import TrainSettings, change_weighted_mse, fit, mse, torch_device
 from ..catalog import dt_max_over_t_ff, timescale_eps
-from ..physics.network import default_network, free_fall_time
-from .artifact import save_region
 from ..closures import close_trace_species
+from ..physics.network import default_network, free_fall_time
 from ..physics_step import physics_step
+from .artifact import save_region
 from .features import (
     VARIABLES,
     Scaling,

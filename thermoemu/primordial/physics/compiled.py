@@ -358,10 +358,9 @@ if numba is not None:  # before any first call: where numba looks for the cache 
 
 
 if numba is not None:
+    from ..physics_step import GENTLE_CHANGE_DEX, GENTLE_MIN_ABUNDANCE, MIN_TEMPERATURE_RATIO, TRACE_REEVALUATE
     from .layout import CONSERVATION_MATRIX as _CM
     from .layout import CONSERVATION_TARGET as _CT
-
-    from ..physics_step import GENTLE_CHANGE_DEX, GENTLE_MIN_ABUNDANCE, MIN_TEMPERATURE_RATIO, TRACE_REEVALUATE
 
     _FLOOR = 1e-40
     _SLOW = np.array([0, 1, 2, 3, 6])
