@@ -33,7 +33,7 @@ install: $(VENV)/.installed
 demo: install
 	mkdir -p results
 	$(VENV)/bin/thermoemu collapse --reference -o results/collapse.nc --plot results/collapse.png
-	$(VENV)/bin/thermoemu collapse --emulator default --compare 0.1,0.01,0.001 --updates timescale,plain,tangent \
+	$(VENV)/bin/thermoemu collapse --emulator default --compare 0.1,0.01,0.001 \
 		-o results/collapse-emulator
 	$(VENV)/bin/thermoemu burn --emulator default --temperature 5e9 --density 1e8 --dt 0.1 \
 		--composition si28=0.5,s32=0.25,ar36=0.1,ca40=0.1,fe54=0.05 --out-of-domain flag -o results/burn-nnn.nc

@@ -1,7 +1,7 @@
 """Cells/s of the emulator's numpy loop against the torch loop (thermoemu.primordial.tensor_path) on the CPU.
 
 32768 cells of one density region (random states of OS25 Table 1), dt = 0.01 t_ff by default, one torch
-thread, the shipped default models. Prints cells/s of
+thread, the shipped OS25-design models (os25-deeponet; the tensor path runs DeepONet sets). Prints cells/s of
 
 * ``numpy``: ``Emulator.step_arrays`` on numpy arrays (the default path),
 * ``torch (numpy in)``: the same call with ``array_path="torch"`` (numpy in, numpy out; what CI tests),
@@ -46,7 +46,7 @@ def main(argv=None):
 
     n_H, x = sample_region(a.region, a.cells, np.random.default_rng(0))
     dt = a.dt_over_tff * free_fall_time(n_H)
-    numpy_path = get_emulator("default").with_options(update=a.update, array_path="numpy")
+    numpy_path = get_emulator("os25-deeponet").with_options(update=a.update, array_path="numpy")
     torch_path = numpy_path.with_options(array_path="torch")
     tn, tx, tdt = (torch.from_numpy(v) for v in (n_H, x, dt))
     runs = {"numpy": lambda: numpy_path.step_arrays(n_H, x, dt),

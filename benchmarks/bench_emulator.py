@@ -84,7 +84,7 @@ def main():
     p.add_argument("--cube", type=int, default=32)
     p.add_argument("--reference-cells", type=int, default=2048)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--model", default="default")
+    p.add_argument("--model", default="os25-deeponet")
     p.add_argument("--region", type=int, default=1, choices=range(5))
     p.add_argument("--out", default=None)
     a = p.parse_args()

@@ -30,9 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 #: Sizes of the shipped models: small enough to ship (about 0.8 MB per region) and train on a CPU.
 PREDICTOR = NetConfig(kind="fused", layers=6, width=96, latent=48)
 TIMESCALE = NetConfig(kind="dgm", layers=4, width=64)
-#: The physics-first model: a residual net over the physics step (8 geometric substeps where one is not
+#: The physics-first model: a residual net over the physics step (geometric substeps where one is not
 #: gentle; 17 inputs, 7 corrections).
 RESIDUAL = NetConfig(kind="residual", layers=4, width=96, n_inputs=17, n_outputs=7, substeps=8)
+#: Substeps of the physics step per region where one substep is not gentle: the dense regions' random
+#: states relax through faster transients (Table 2 of the physics step alone, region 4, H / T below 5 %:
+#: 14 / 18 % with 8 substeps, 51 / 60 % with 32; docs/emulator.md).
+SUBSTEPS = {0: 8, 1: 8, 2: 8, 3: 32, 4: 32}
 
 
 def catalog_folder(region, samples):
@@ -47,6 +51,7 @@ def main(argv=None):
     p.add_argument("--design", choices=("deeponet", "physics-first"), default="deeponet")
     p.add_argument("--layers", type=int, default=None, help="hidden layers of the physics-first net")
     p.add_argument("--width", type=int, default=None, help="width of the physics-first net")
+    p.add_argument("--substeps", type=int, default=None, help="physics-step substeps (default: per region, SUBSTEPS)")
     p.add_argument("--samples", type=int, default=1_000_000, help="catalog size per region")
     p.add_argument("--workers", type=int, default=2, help="dask workers for catalog builds")
     p.add_argument("--max-minutes", type=float, default=20.0,
@@ -73,7 +78,8 @@ def main(argv=None):
         build_catalog(spec, catalog, samples=a.samples, n_workers=a.workers)  # resumes; no-op when complete
         t1 = time.perf_counter()
         if a.design == "physics-first":
-            predictor = replace(RESIDUAL, layers=a.layers or RESIDUAL.layers, width=a.width or RESIDUAL.width)
+            predictor = replace(RESIDUAL, layers=a.layers or RESIDUAL.layers, width=a.width or RESIDUAL.width,
+                                substeps=a.substeps or SUBSTEPS[r])
             timescale = None
         else:
             predictor, timescale = replace(PREDICTOR, anchored=a.anchored), TIMESCALE

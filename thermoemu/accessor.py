@@ -47,10 +47,13 @@ class EmuAccessor:
             one the NNN set holds or an integer multiple of one (see
             :mod:`thermoemu.nuclear.emulator`); anything else raises ValueError.
         model : str or path
-            ``"default"`` (shipped with the package: the primordial regions, or the mesa80 NNNs
-            for a nuclear grid) or a model folder.
-        update : {"timescale", "plain", "shaped", "tangent"}
-            OS25 eq. 8 (default), the plain DeepONet prediction, (experimental) eq. 8 with its
+            ``"default"`` (shipped with the package: the physics-first primordial models, or the
+            mesa80 NNNs for a nuclear grid), ``"os25-deeponet"`` (the shipped OS25-design
+            DeepONet + DGM set) or a model folder.
+        update : {"timescale", "plain", "shaped", "tangent"}, optional
+            Default: the model set's own, ``"plain"`` for physics-first sets (their only rule:
+            physics step plus residual net predicts x(dt)) and OS25 eq. 8 for DeepONet sets.
+            For DeepONet sets: OS25 eq. 8 (``"timescale"``), the plain DeepONet prediction, (experimental) eq. 8 with its
             chord shaped by a second prediction at tau / 30 (it needs predictions accurate at
             tau / 30 and is worse than eq. 8 with the shipped nets), or the chord bent to the
             reference network's linearly implicit slope at the start; above 1e15 cm^-3 short steps

@@ -43,8 +43,8 @@ def main(argv=None):
     n = 32
     state = collapse_cube(n, seed=3)
     dt = 0.01 * te.free_fall_time(state["n_H"])
-    cpu = state.emu.step(dt, device="cpu")
-    gpu = state.emu.step(dt, device="cuda")
+    cpu = state.emu.step(dt, model="os25-deeponet", device="cpu")
+    gpu = state.emu.step(dt, model="os25-deeponet", device="cuda")
     diff = {"temperature": float(abs(gpu["temperature"] / cpu["temperature"] - 1).max())}
     for s in te.SPECIES:
         c, g = cpu["abundance"].sel(species=s), gpu["abundance"].sel(species=s)
@@ -56,7 +56,7 @@ def main(argv=None):
     big = collapse_cube(a.size, seed=4)
     n_H, x = state_to_arrays(big["n_H"].values, big["temperature"].values, big["abundance"].values)
     dts = 0.01 * te.free_fall_time(n_H)
-    emulator = Emulator("default", device="cuda")
+    emulator = Emulator("os25-deeponet", device="cuda")
     for mode in ("fp32", "tf32"):
         torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
         torch.backends.cudnn.allow_tf32 = mode == "tf32"
@@ -112,8 +112,8 @@ def check_tensor_path(state, dt):
     out = {}
     n_H, x = state_to_arrays(state["n_H"].values, state["temperature"].values, state["abundance"].values)
     dts = np.broadcast_to(np.asarray(getattr(dt, "values", dt), dtype=float), state["n_H"].shape).ravel().copy()
-    ref = Emulator("default", device="cpu").step_arrays(n_H, x, dts)
-    gpu = Emulator("default", device="cuda")
+    ref = Emulator("os25-deeponet", device="cpu").step_arrays(n_H, x, dts)
+    gpu = Emulator("os25-deeponet", device="cuda")
     t = gpu.step_arrays(*(torch.from_numpy(np.ascontiguousarray(v)).cuda() for v in (n_H, x, dts)))
     tx = t.x.cpu().numpy()
     out["torch_cuda"] = {"max_rel_diff": _max_rel(tx, ref.x), "device": str(t.x.device),
@@ -133,7 +133,7 @@ def check_tensor_path(state, dt):
     grid = state.chunk({d: max(1, n // 2) for d, n in state["n_H"].sizes.items()})
     for name in ("n_H", "temperature", "abundance"):
         grid[name] = grid[name].copy(data=grid[name].data.map_blocks(cupy.asarray))
-    cpu_step = state.emu.step(dt, device="cpu")
+    cpu_step = state.emu.step(dt, model="os25-deeponet", device="cpu")
     client = None
     try:
         from dask_cuda import LocalCUDACluster
@@ -142,7 +142,7 @@ def check_tensor_path(state, dt):
     except ImportError:
         print("dask-cuda not installed: the cupy-backed grid runs on dask's threads")
     try:
-        stepped = grid.emu.step(dt, device="cuda").compute()
+        stepped = grid.emu.step(dt, model="os25-deeponet", device="cuda").compute()
         out["cupy_dask"] = {
             "on": "LocalCUDACluster" if client is not None else "threads",
             "block_type": type(stepped["temperature"].data).__module__,

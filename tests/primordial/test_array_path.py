@@ -32,7 +32,7 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def emulator():
-    return get_emulator("default").with_options(saha_table=SMALL_SAHA)
+    return get_emulator("os25-deeponet").with_options(saha_table=SMALL_SAHA)
 
 
 def _conservation(x):
@@ -163,7 +163,7 @@ def test_updates_and_inputs_the_tensor_path_refuses(emulator):
 def _cuda_emulator():
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device for torch")
-    return get_emulator("default", device="cuda").with_options(saha_table=SMALL_SAHA)
+    return get_emulator("os25-deeponet", device="cuda").with_options(saha_table=SMALL_SAHA)
 
 
 #: The nets on a GPU against the CPU: float32 matmuls in another order (not measured here: no GPU in CI).
@@ -217,7 +217,7 @@ def test_emu_step_on_a_cupy_backed_dask_grid():
     n_H, x = region_states(2, 512, seed=70)
     ds = te.primordial_state(n_H, x[6], abundance=x[:6].T, dims="cell")
     dt = 0.01 * te.free_fall_time(ds["n_H"])
-    ref = ds.emu.step(dt)
+    ref = ds.emu.step(dt, model="os25-deeponet")
     gpu_ds = ds.chunk({"cell": 128})
     for name in ("n_H", "temperature", "abundance"):
         gpu_ds[name] = gpu_ds[name].copy(data=gpu_ds[name].data.map_blocks(cupy.asarray))
@@ -229,7 +229,7 @@ def test_emu_step_on_a_cupy_backed_dask_grid():
     else:
         client = Client(LocalCUDACluster(n_workers=1))
     try:
-        out = gpu_ds.emu.step(dt, device="cuda").compute()
+        out = gpu_ds.emu.step(dt, model="os25-deeponet", device="cuda").compute()
     finally:
         if client is not None:
             client.cluster.close()

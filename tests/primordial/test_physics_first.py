@@ -74,10 +74,26 @@ def test_trace_closure_keeps_the_start_values_at_zero_dt_and_reaches_balance_at_
 def test_compiled_physics_step_equals_numpy(network, track):
     n_H, x0, dt, _ = track
     for f in (1.0, 100.0):  # 1e-2 and 1 t_ff
-        a, ua = physics_step(network, n_H, x0, f * dt, 8, compiled=False, return_substeps=True)
-        b, ub = physics_step(network, n_H, x0, f * dt, 8, compiled=True, return_substeps=True)
+        a, ua, ea = physics_step(network, n_H, x0, f * dt, 8, compiled=False, return_substeps=True, return_error=True)
+        b, ub, eb = physics_step(network, n_H, x0, f * dt, 8, compiled=True, return_substeps=True, return_error=True)
         np.testing.assert_array_equal(ua, ub)
         np.testing.assert_allclose(a, b, rtol=1e-9)
+        np.testing.assert_allclose(ea, eb, rtol=1e-6)
+
+
+def test_local_error_estimate_bounds_the_physics_step_error_where_it_trusts_it(network, track):
+    """Where the estimated local error is below PHYSICS_TRUST (no net is applied there), the step is
+    within 1 % of the reference in every slow variable; and the estimate shrinks as dt does."""
+    from thermoemu.primordial.physics_step import PHYSICS_TRUST
+
+    n_H, x0, dt, x_ref = track
+    x, err = physics_step(network, n_H, x0, dt, 8, return_error=True)
+    trusted = err < PHYSICS_TRUST
+    assert trusted.mean() > 0.5
+    slow = [0, 1, 2, 3, 6]
+    assert np.abs(x[slow][:, trusted] / x_ref[slow][:, trusted] - 1).max() < 0.01
+    _, err_short = physics_step(network, n_H, x0, dt / 100, 8, return_error=True)
+    assert np.median(err_short[trusted]) < np.median(err[trusted]) / 10
 
 
 @pytest.mark.parametrize("compiled", [False, True])
@@ -138,3 +154,14 @@ def test_residual_training_beats_the_physics_step_alone_on_its_validation_split(
     training = entry["training"]
     assert training["predictor_best_validation_loss"] < 0.9 * training["physics_only_validation_loss"]
     assert entry["predictor"]["config"]["kind"] == "residual" and entry["timescale"] is None
+
+
+def test_shipped_sets_are_found_by_name_and_folders_by_path(tmp_path, monkeypatch):
+    from thermoemu.primordial.models.artifact import default_model_dir, resolve_model_dir
+
+    assert resolve_model_dir("default") == default_model_dir()
+    assert resolve_model_dir("os25-deeponet") == default_model_dir().parent / "os25-deeponet"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "os25-deeponet").mkdir()  # a folder of that name here wins over the shipped set
+    assert resolve_model_dir("os25-deeponet") == tmp_path.joinpath("os25-deeponet").relative_to(tmp_path)
+    assert resolve_model_dir(str(tmp_path / "mine")) == tmp_path / "mine"

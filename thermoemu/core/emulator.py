@@ -37,8 +37,19 @@ def check_choice(name, value, allowed):
 
 
 def resolve_model(model, default_dir):
-    """``None`` or ``"default"`` -> ``default_dir`` (the set shipped with the package); else a folder path."""
-    return Path(default_dir) if model is None or model == "default" else Path(model)
+    """The folder of a model set.
+
+    ``None`` or ``"default"`` -> ``default_dir`` (the set shipped with the package); the bare name of
+    another set shipped beside it (a folder next to ``default_dir``, e.g. ``"os25-deeponet"``) -> that
+    folder, unless a folder of that name exists in the working directory; anything else -> the path.
+    """
+    if model is None or model == "default":
+        return Path(default_dir)
+    path = Path(model)
+    shipped = Path(default_dir).parent / str(model)
+    if isinstance(model, str) and len(path.parts) == 1 and not path.exists() and shipped.is_dir():
+        return shipped
+    return path
 
 
 class EmulatorBase:

@@ -273,6 +273,9 @@ class Emulator(EmulatorBase):
 
     def timescales_arrays(self, cells, x):
         """tau_eps [s] per cell and variable (N, 7) from the DGM nets, capped at dt_max; NaN out of domain."""
+        if any(m.timescale_net is None for m in self.regions.values()):
+            raise ValueError(f"the models in {self.model_dir} have no timescale (DGM) nets (physics-first models "
+                             "predict x(dt) directly); tau_eps comes from a DeepONet set, e.g. model='os25-deeponet'")
         n_H = as_cells(cells)
         x = np.asarray(x, dtype=float).reshape(7, -1)
         region, inside, _ = self.classify(n_H, x)

@@ -164,9 +164,15 @@ def _reference_state_at(n_target):
     return ds["abundance"].values[-1]
 
 
+def emulator_updates(emulator: Emulator):
+    """The update rules a model set is compared with: eq. 8 and plain for DeepONet sets, plain (its
+    only rule) for physics-first ones."""
+    return ("plain",) if emulator.physics_first else ("timescale", "plain")
+
+
 def fixed_density_test(emulator: Emulator, *, n_H=1e3, temperature=300.0, dt0=4.0e10, substeps=1000,
-                       abundance=None, settings=None):
-    """OS25 Fig. 6c/d: 1000 substeps of dt0/1000 at fixed density, plain and timescale-based.
+                       abundance=None, settings=None, updates=None):
+    """OS25 Fig. 6c/d: 1000 substeps of dt0/1000 at fixed density, with each update rule of the model set.
 
     Parameters
     ----------
@@ -182,12 +188,14 @@ def fixed_density_test(emulator: Emulator, *, n_H=1e3, temperature=300.0, dt0=4.
         Initial abundances; default: the reference collapse's abundances at this n_H.
     settings : SolverSettings, optional
         Reference solver settings.
+    updates : sequence of str, optional
+        Default: :func:`emulator_updates`.
 
     Returns
     -------
     xarray.Dataset
-        ``temperature`` (method, iteration) for methods ``reference``, ``timescale``, ``plain``,
-        ``time`` (iteration) [s], and attributes with the final relative temperature errors.
+        ``temperature`` (method, iteration) for methods ``reference`` and each update,
+        ``time`` (iteration) [s], and attributes ``final_T_relative_error_{update}``.
     """
     y0 = np.asarray(_reference_state_at(n_H) if abundance is None else abundance, dtype=float)
     x0 = np.concatenate([y0, [temperature]])[:, None]
@@ -195,7 +203,8 @@ def fixed_density_test(emulator: Emulator, *, n_H=1e3, temperature=300.0, dt0=4.
     h = np.array([dt0 / substeps])
     network = default_network()
     settings = settings or SolverSettings(rtol=1e-6)
-    traj = {m: np.empty(substeps + 1) for m in ("reference", "timescale", "plain")}
+    updates = tuple(updates or emulator_updates(emulator))
+    traj = {m: np.empty(substeps + 1) for m in ("reference", *updates)}
     abund = {m: np.empty((substeps + 1, 6)) for m in traj}
     wall = {}
     for method in traj:
@@ -217,7 +226,7 @@ def fixed_density_test(emulator: Emulator, *, n_H=1e3, temperature=300.0, dt0=4.
          "time": ("iteration", h[0] * np.arange(substeps + 1), {"units": "s"})},
         coords={"method": list(traj), "iteration": np.arange(substeps + 1), "species": list(VARIABLES[:6])},
         attrs={"n_H": n_H, "dt0_s": dt0, "substeps": substeps})
-    for m in ("timescale", "plain"):
+    for m in updates:
         out.attrs[f"final_T_relative_error_{m}"] = float(traj[m][-1] / traj["reference"][-1] - 1.0)
         out.attrs[f"wall_s_{m}"] = wall[m]
     out.attrs["wall_s_reference"] = wall["reference"]
@@ -254,13 +263,14 @@ def max_log_deviation_by_region(track, reference, variable="temperature"):
 
 
 def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_end=1e18, progress=False,
-                        updates=("timescale", "plain")):
+                        updates=None):
     """OS25 Fig. 7: collapse tracks of the reference and of the emulator (by default timescale, plain) per dt/t_ff.
 
     Parameters
     ----------
-    updates : sequence of str
-        The emulator's update rules to run (see :data:`thermoemu.primordial.emulator.UPDATES`).
+    updates : sequence of str, optional
+        The emulator's update rules to run (see :data:`thermoemu.primordial.emulator.UPDATES`);
+        default :func:`emulator_updates`.
 
     Returns
     -------
@@ -269,7 +279,7 @@ def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_e
         per fraction and update, ``max_dlogT`` (dex; also per density region in ``max_dlogT_by_region``) and
         ``wall_s`` in ``summary``.
     """
-    updates = tuple(dict.fromkeys(updates))  # each rule once, in the order given
+    updates = tuple(dict.fromkeys(updates or emulator_updates(emulator)))  # each rule once, in the order given
     bad = [u for u in updates if u not in UPDATES]
     if bad or not updates:
         raise ValueError(f"updates = {list(updates)!r}; allowed: {', '.join(UPDATES)} (at least one)")

@@ -39,7 +39,8 @@ def add_commands(sub):
     which.add_argument("--model", default="default", help="model folder or 'default' (the shipped models)")
     which.add_argument("--reference", action="store_true", help="step with the reference solver instead")
     p.add_argument("--update", default=None, choices=["timescale", "plain", "shaped", "tangent"],
-                   help="the emulator's update rule (default: timescale, OS25 eq. 8)")
+                   help="the emulator's update rule (default: the model set's own: plain for the shipped "
+                        "physics-first set, timescale = OS25 eq. 8 for DeepONet sets such as os25-deeponet)")
     p.add_argument("--out-of-domain", default="reference", choices=["reference", "flag", "raise"])
     p.add_argument("--convention", default=None, choices=["grackle", "thermoemu"],
                    help="the input's convention (default: detected from its fields)")

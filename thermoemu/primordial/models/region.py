@@ -14,7 +14,7 @@ import torch
 
 from ..closures import close_trace_species
 from ..physics.network import free_fall_time
-from ..physics_step import physics_step
+from ..physics_step import PHYSICS_TRUST, physics_step
 from .features import Scaling, branch_inputs, log_state, residual_inputs, timescales_from_targets, trunk_inputs
 from .nets import NetConfig, build_net
 
@@ -162,10 +162,11 @@ class RegionModel:
         return log0 + r
 
     def physics_base(self, n_H, x0, dt):
-        """The physics step a residual net corrects, (7, N), and the substeps per cell
-        (:func:`~thermoemu.primordial.physics_step.physics_step`)."""
+        """The physics step a residual net corrects, (7, N), the substeps per cell and its estimated
+        local error (:func:`~thermoemu.primordial.physics_step.physics_step`)."""
         with np.errstate(all="ignore"):
-            return physics_step(self.network, n_H, x0, dt, self.predictor_config.substeps, return_substeps=True)
+            return physics_step(self.network, n_H, x0, dt, self.predictor_config.substeps, return_substeps=True,
+                                return_error=True)
 
     def residual_correction(self, n_H, x0, dt, x_base, substeps):
         """The net's corrections [dex], (N, 7) (targets of ``features.residual_targets``)."""
@@ -176,7 +177,8 @@ class RegionModel:
         return s.unscale_y(r.cpu().numpy().astype(float))
 
     def _predict_residual(self, n_H, x0, t):
-        """log10 x(t) (N, 7) of a physics-first model: physics step, slow corrections, trace closure."""
+        """log10 x(t) (N, 7) of a physics-first model: physics step, slow corrections (where the step's
+        estimated error is at least PHYSICS_TRUST), trace closure."""
         if self.network is None:
             raise ValueError(f"region {self.region}: a residual model needs the network (load it with load_model_set)")
         t = np.asarray(t, dtype=float)
@@ -186,9 +188,14 @@ class RegionModel:
                                  f"time per cell (update='plain'), not per variable")
             t = t[:, 0]
         dt = np.broadcast_to(t, np.shape(n_H))
+        n_H = np.asarray(n_H, dtype=float)
         x0 = np.asarray(x0, dtype=float)
-        x_base, substeps = self.physics_base(n_H, x0, dt)
-        r = self.residual_correction(n_H, x0, dt, x_base, substeps)
+        x_base, substeps, error = self.physics_base(n_H, x0, dt)
+        r = np.zeros((len(dt), 7))
+        corrected = ~(error < PHYSICS_TRUST)  # where the physics step is accurate on its own, no net
+        if corrected.any():
+            r[corrected] = self.residual_correction(n_H[corrected], x0[:, corrected], dt[corrected],
+                                                    x_base[:, corrected], substeps[corrected])
         x = x_base.copy()
         for i in (0, 1, 2, 3, 6):
             x[i] = x_base[i] * 10.0 ** r[:, i]

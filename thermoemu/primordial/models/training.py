@@ -25,7 +25,7 @@ from ...core.training import TrainSettings, change_weighted_mse, fit, mse, torch
 from ..catalog import dt_max_over_t_ff, timescale_eps
 from ..closures import close_trace_species
 from ..physics.network import default_network, free_fall_time
-from ..physics_step import physics_step
+from ..physics_step import PHYSICS_TRUST, physics_step
 from .artifact import save_region
 from .features import (
     VARIABLES,
@@ -120,13 +120,15 @@ def dex_l1(y_std):
 
 
 def residual_arrays(network, d, substeps):
-    """Inputs (N, 17) and targets (N, 7) of a residual net for catalog arrays ``d``; finite rows only."""
+    """Inputs (N, 17) and targets (N, 7) of a residual net for catalog arrays ``d``: finite rows where the
+    net is used (the physics step's estimated error is at least PHYSICS_TRUST; elsewhere no net is applied)."""
     with np.errstate(all="ignore"):
-        x_base, used = physics_step(network, d.n_H, d.x0, d.dt, substeps, return_substeps=True)
+        x_base, used, error = physics_step(network, d.n_H, d.x0, d.dt, substeps, return_substeps=True,
+                                           return_error=True)
         closed = close_trace_species(network, d.n_H, d.x1, d.x0, d.dt)
         inputs = residual_inputs(d.n_H, d.x0, d.dt, free_fall_time(d.n_H), x_base, used)
         targets = residual_targets(d.x1, x_base, closed)
-    good = np.isfinite(inputs).all(axis=1) & np.isfinite(targets).all(axis=1)
+    good = np.isfinite(inputs).all(axis=1) & np.isfinite(targets).all(axis=1) & ~(error < PHYSICS_TRUST)
     return inputs[good], targets[good], good
 
 
@@ -275,7 +277,8 @@ def _train_residual(spec, index, region, network, train, valid, out, predictor, 
     model.eval()
     log_pred = model.predict_log(valid.n_H, valid.x0, valid.dt)
     fractions = relative_error_fractions(log_state(valid.x1), log_pred)
-    metrics = {"validation_samples": len(valid), "train_samples": len(x),
+    metrics = {"validation_samples": len(valid), "train_samples": len(train),
+               "train_samples_where_the_net_is_used": len(x),
                "validation_fraction_below_5pct": dict(zip(VARIABLES, fractions[0].round(4).tolist())),
                "validation_fraction_below_10pct": dict(zip(VARIABLES, fractions[1].round(4).tolist())),
                "predictor_epochs": state["epoch"], "predictor_best_validation_loss": state["best"],

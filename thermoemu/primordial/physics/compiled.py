@@ -443,13 +443,15 @@ if numba is not None:
                 np.empty(_N), np.empty((_N, _N)))
 
     @_njit
-    def _reduced_substep(x, p, h, table, thermalize, escape, w, A, rhs):
-        """One substep of physics_step._reduced_step for one cell; returns the new state (a copy)."""
+    def _reduced_substep(x, p, h, table, thermalize, escape, w, A, rhs, moved):
+        """One substep of physics_step._reduced_step for one cell; returns the new state (a copy) and
+        writes |dy(H-)| + |dy(H2+)| of the trace balance into ``moved[0]``."""
         xs = x.copy()
         f, J = w[6], w[7]
         _evaluate_into(xs, p, table, thermalize, escape, w)
         t4, t5 = xs[4], xs[5]
         _trace_balance(xs, f, J)
+        moved[0] = abs(xs[4] - t4) + abs(xs[5] - t5)
         for i in range(_N):  # f at the balanced trace, to first order
             f[i] += J[i, 4] * (xs[4] - t4) + J[i, 5] * (xs[5] - t5)
         if abs(xs[4] - t4) > TRACE_REEVALUATE * max(t4, 1e-300) or abs(xs[5] - t5) > TRACE_REEVALUATE * max(t5, 1e-300):
@@ -498,23 +500,28 @@ if numba is not None:
         return True
 
     @_njit
-    def _physics_step_cells(x0, p, dt, weights, table, thermalize, escape, x_out, used):
+    def _physics_step_cells(x0, p, dt, weights, table, thermalize, escape, x_out, used, err):
         w = _work(table.shape[1])
         A = np.empty((5, 5))
         rhs = np.empty(5)
+        moved = np.zeros(1)
         f, J = w[6], w[7]
         for cell in range(x0.shape[1]):
             start = x0[:, cell].copy()
             pc = p[:, cell].copy()
-            one = _reduced_substep(start, pc, dt[cell], table, thermalize, escape, w, A, rhs)
+            one = _reduced_substep(start, pc, dt[cell], table, thermalize, escape, w, A, rhs, moved)
+            trace_charge = moved[0]
+            f0 = f.copy()  # the rate at the start (trace balanced), for the error estimate
             ok = _accepted(start, one)
             x = one if ok else start.copy()
             used[cell] = 1
+            single = ok
             if weights.shape[0] > 1 and not (ok and _is_gentle(start, one)):
+                single = False
                 used[cell] = weights.shape[0]
                 x = start.copy()
                 for k in range(weights.shape[0]):
-                    xn = _reduced_substep(x, pc, dt[cell] * weights[k], table, thermalize, escape, w, A, rhs)
+                    xn = _reduced_substep(x, pc, dt[cell] * weights[k], table, thermalize, escape, w, A, rhs, moved)
                     if _accepted(x, xn):
                         x = xn
             # trace closure (closures.close_trace_species) at the end state
@@ -526,6 +533,17 @@ if numba is not None:
                 y4 = max(x[4] - (d * f[4] - b * f[5]) / det, 0.0)
                 y5 = max(x[5] - (-c * f[4] + a * f[5]) / det, 0.0)
             t = dt[cell]
+            err[cell] = np.inf
+            if single:  # physics_step._local_error: h |f(x1) - f(x0)| / 2 relative, trace balanced at both ends
+                e = 0.0
+                for ii in range(5):
+                    i = _SLOW[ii]
+                    if i == 6 or max(start[i], x[i]) > GENTLE_MIN_ABUNDANCE:
+                        f1 = f[i] + J[i, 4] * (y4 - x[4]) + J[i, 5] * (y5 - x[5])
+                        e = max(e, 0.5 * t * abs(f1 - f0[i]) / max(abs(x[i]), _FLOOR))
+                # the charge the start's trace balance moved, relative to e- and H+ (physics_step._local_error)
+                e = max(e, trace_charge / max(min(start[2], start[3]), _FLOOR))
+                err[cell] = e
             s = 0.5 * (a + d)
             q = np.sqrt(max(0.25 * (a - d) ** 2 + b * c, 0.0))
             e1 = np.exp(min((s + q) * t, 700.0))
@@ -563,6 +581,8 @@ def physics_step_cells(network, x0, cell, dt, substeps):
     x : ndarray (7, n)
     used : ndarray of int64 (n,)
         Substeps each cell took (1 or ``substeps``).
+    err : ndarray (n,)
+        Estimated relative local error of single-substep steps (inf elsewhere).
     """
     from ..physics_step import substep_fractions
     from .kernel import cell_parameter_array
@@ -571,10 +591,11 @@ def physics_step_cells(network, x0, cell, dt, substeps):
     x0 = np.ascontiguousarray(x0, dtype=float)
     out = np.empty_like(x0)
     used = np.empty(x0.shape[1], dtype=np.int64)
+    err = np.empty(x0.shape[1])
     _physics_step_cells(x0, np.ascontiguousarray(cell_parameter_array(cell)),
                         np.ascontiguousarray(np.broadcast_to(dt, x0.shape[1:]), dtype=float),
-                        substep_fractions(substeps), table, thermalize, int(escape), out, used)
-    return out, used
+                        substep_fractions(substeps), table, thermalize, int(escape), out, used, err)
+    return out, used, err
 
 
 def integrate_chunk(network, x0, cell, dt, t_end, rtol, settings, eps=None):
