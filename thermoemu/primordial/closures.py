@@ -74,7 +74,12 @@ def trace_equilibrium(network, cells, x):
     """
     n_H = as_cells(cells)
     x = np.asarray(x, dtype=float)
-    f, J = network.rhs_and_jacobian(x, network.cell_parameters(n_H))
+    cell = network.cell_parameters(n_H)
+    backend = getattr(network, "compiled_backend", None)
+    if backend is not None and backend.supports(network, x):  # the same values, cell by cell, compiled
+        f, J = backend.evaluate_cells(network, x, cell)
+    else:
+        f, J = network.rhs_and_jacobian(x, cell)
     i, j = TRACE_INDICES
     a, b, c, d = J[i, i], J[i, j], J[j, i], J[j, j]
     det = a * d - b * c

@@ -197,11 +197,13 @@ class RegionModel:
             r[corrected] = self.residual_correction(n_H[corrected], x0[:, corrected], dt[corrected],
                                                     x_base[:, corrected], substeps[corrected])
         x = x_base.copy()
-        for i in (0, 1, 2, 3, 6):
-            x[i] = x_base[i] * 10.0 ** r[:, i]
-        with np.errstate(all="ignore"):
-            x = close_trace_species(self.network, n_H, x, x0, dt)
-        x[4:6] = x[4:6] * 10.0 ** r[:, 4:6].T
+        if corrected.any():  # the physics step closed the trace species already; redo it where the net moved x
+            c = np.flatnonzero(corrected)
+            xc = x_base[:, c] * 10.0 ** r[c].T
+            with np.errstate(all="ignore"):
+                xc = close_trace_species(self.network, n_H[c], xc, x0[:, c], dt[c])
+            xc[4:6] = xc[4:6] * 10.0 ** r[c, 4:6].T  # the learned correction of the closure
+            x[:, c] = xc
         return log_state(x)
 
     def timescales(self, n_H, x0, t_ff):
