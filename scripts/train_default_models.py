@@ -36,7 +36,7 @@ RESIDUAL = NetConfig(kind="residual", layers=4, width=96, n_inputs=17, n_outputs
 #: Substeps of the physics step per region where one substep is not gentle: the dense regions' random
 #: states relax through faster transients (Table 2 of the physics step alone, region 4, H / T below 5 %:
 #: 14 / 18 % with 8 substeps, 51 / 60 % with 32; docs/emulator.md).
-SUBSTEPS = {0: 8, 1: 8, 2: 8, 3: 32, 4: 32}
+SUBSTEPS = {0: 8, 1: 8, 2: 32, 3: 32, 4: 32}
 
 
 def catalog_folder(region, samples):
