@@ -1,10 +1,12 @@
 """Trace species from their production and destruction rates instead of a net.
 
-H- and H2+ are made and destroyed far faster than any step the emulators take (their relaxation
-times, 1 / (destruction rate per particle), are seconds to years where the steps are 1e9-1e15 s),
-so after a step their abundance is set by the other species and the temperature at the end of
-the step, not by where they started. Grackle does the same: it never integrates H2+ and takes H-
-from its equilibrium value (Anninos et al. 1997, section 2.2; Abel et al. 1997, section 3).
+H- and H2+ are made and destroyed far faster than the other species change (their relaxation
+times, 1 / (destruction rate per particle), are short against the free-fall time at every density),
+so after a step of a simulation's length their abundance is set by the other species and the
+temperature at the end of the step, not by where they started; where a step is shorter than
+their relaxation, the frozen-rate solution below keeps the memory of the start. This is the equilibrium treatment of the two trace species of
+Abel et al. (1997, New Astron. 2, 181) and Anninos et al. (1997, New Astron. 2, 209), whose chemistry
+solver became Grackle's.
 
 Both are linear in themselves in the network's mass-action rates (no reaction has two H- or two
 H2+ among its reactants), so with the other variables held at their end values ``z`` the trace
