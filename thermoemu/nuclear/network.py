@@ -40,8 +40,8 @@ import numpy as np
 from ..core.files import cache_dir
 from ..core.grid import StateError
 
-__all__ = ["NETWORKS", "MESA80", "SMALL22_DIFFERENCES", "NuclearNetwork", "BurnerKernel", "load_network",
-           "load_burner_kernel", "network_module_path", "nucleus_charge_mass"]
+__all__ = ["MESA80", "NETWORKS", "SMALL22_DIFFERENCES", "BurnerKernel", "NuclearNetwork", "load_burner_kernel",
+           "load_network", "network_module_path", "nucleus_charge_mass"]
 
 #: MESA's mesa_80.net (../shared/physics/nuclear.md), pynucastro names.
 MESA80 = (
