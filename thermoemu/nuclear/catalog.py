@@ -13,7 +13,7 @@ sampling and the shard contents::
         alpha: 0.2                      # Dirichlet concentration
         ye: [0.45, 0.5]                 # accepted open interval of Ye
     timestep: {law: list, values: [1.0e-6, 1.0e-5, ...]}   # s; every state is burned to each
-    solver: {rtol: 1.0e-6, atol: 1.0e-20}
+    solver: {rtol: 1.0e-6, atol: 1.0e-20}   # method: compiled (default; scipy's BDF in numba) or BDF
 
 **Sampling.** (log10 T, log10 rho) come from a scrambled Sobol sequence (scipy.stats.qmc, seeded
 per shard). Compositions are Dirichlet(alpha) draws over the chosen isotopes (free n and p start
@@ -36,7 +36,7 @@ from ..core.catalog import shard_rng, write_shard
 from ..core.files import file_sha256, package_version
 from ..core.grid import SUCCESS_FLAGS, flag_attrs
 from ..core.spec import SpecError, check_keys, check_range, check_type
-from .burner import BURN_STATUS, burn_times
+from .burner import BURN_STATUS, METHODS, burn_times
 from .network import _SMALL22_CORE, MESA80, load_network
 
 __all__ = ["validate_spec", "sample_nuclear_inputs", "build_shard", "provenance", "composition_isotopes"]
@@ -94,13 +94,13 @@ def validate_spec(raw):
     check_keys("solver.", solver, {"rtol", "atol", "method"})
     solver.setdefault("rtol", 1e-6)
     solver.setdefault("atol", 1e-20)
-    solver.setdefault("method", "BDF")
+    solver.setdefault("method", "compiled")
     for k in ("rtol", "atol"):
         check_type(f"solver.{k}", solver[k], float)
         if not 0 < solver[k] < 1:
             raise SpecError(f"solver.{k}: must lie in (0, 1), got {solver[k]}")
-    if solver["method"] not in ("BDF", "LSODA", "Radau"):
-        raise SpecError(f"solver.method: {solver['method']!r} (allowed: BDF, LSODA, Radau)")
+    if solver["method"] not in METHODS:
+        raise SpecError(f"solver.method: {solver['method']!r} (allowed: {', '.join(METHODS)})")
 
     rec = raw["record"]
     check_keys("record.", rec, {"state"})
@@ -199,4 +199,11 @@ def provenance(spec):
     opts = spec.raw["network"]["options"]
     return {"network": opts["network"], "network_options": opts,
             "rate_set_version": f"pynucastro-{pynucastro.__version__}",
-            "solver": f"scipy-{spec.raw['solver']['method']}", "solver_settings": spec.raw["solver"]}
+            "solver": _solver_name(spec.raw["solver"]["method"]), "solver_settings": spec.raw["solver"]}
+
+
+def _solver_name(method):
+    """Provenance name of a burner method: the compiled BDF is thermoemu's, the rest scipy's."""
+    if method == "compiled":
+        return f"thermoemu-{package_version()}-compiled-BDF"
+    return f"scipy-{method}"

@@ -178,7 +178,7 @@ def generate(name, directory=None):
     """Write the post-processed module of network ``name`` (atomically) and return its path."""
     pyna = _pynucastro()
     path = network_module_path(name, directory)
-    net = NETWORKS[name](pyna)
+    net = _pyna_network(name)
     path.parent.mkdir(parents=True, exist_ok=True)
     raw = path.with_name(path.stem + f"_raw_{os.getpid()}.py")
     net.write_network(str(raw))
@@ -186,6 +186,17 @@ def generate(name, directory=None):
     raw.unlink()
     _atomic_write(path, source)
     return path
+
+
+_PYNA_NETS: dict = {}
+
+
+def _pyna_network(name):
+    """The pynucastro network ``name`` (~5-10 s to build), kept for the process: generating the
+    module and then the compiled burner's kernel on a fresh machine builds it once."""
+    if name not in _PYNA_NETS:
+        _PYNA_NETS[name] = NETWORKS[name](_pynucastro())
+    return _PYNA_NETS[name]
 
 
 def _atomic_write(path, text):
@@ -311,9 +322,8 @@ def base_rates(T, out):
 def _write_kernel(network):
     """Generate the kernel arrays and the temperature-only rate module of a loaded network."""
     from .implicit import build_kernel_arrays
-    pyna = _pynucastro()
     npz, base_py = _kernel_paths(network)
-    arrays = build_kernel_arrays(NETWORKS[network.name](pyna), network.module)
+    arrays = build_kernel_arrays(_pyna_network(network.name), network.module)
     names = [str(n) for n in arrays["base_names"]]
     source = _BASE_MODULE.format(
         module=network.module.__name__,

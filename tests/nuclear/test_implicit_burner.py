@@ -1,0 +1,151 @@
+"""The compiled burner (thermoemu.nuclear.implicit): its kernel against pynucastro's generated code,
+its integrator against scipy's BDF, NSE, bad inputs, and the catalog default.
+
+small22 in the session cache (tests/conftest.py); mesa80's figures are in docs/nuclear.md
+(benchmarks/bench_burner.py).
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("pynucastro")
+
+from thermoemu.nuclear import implicit
+from thermoemu.nuclear.burner import BurnerStepper, burn, burn_times
+from thermoemu.nuclear.network import NETWORKS, load_burner_kernel, load_network
+
+START = {"si28": 0.5, "s32": 0.25, "ar36": 0.1, "ca40": 0.1, "fe54": 0.05}
+RTOL = 1e-6
+
+
+def _x0(net, comp=START):
+    X = np.zeros(len(net.isotopes))
+    for k, v in comp.items():
+        X[net.isotopes.index(k)] = v
+    return X
+
+
+@pytest.fixture(scope="module")
+def net():
+    return load_network("small22")
+
+
+@pytest.fixture(scope="module")
+def plain(net):
+    return load_network("small22", screening=False, directory=net.module.__file__.rsplit("/", 1)[0])
+
+
+@pytest.mark.parametrize("screened", [True, False])
+def test_kernel_is_the_generated_rhs_and_jacobian(net, plain, screened):
+    """Rates from T-only parts x screening factors, weak tables, approximate rates, stoichiometry as
+    arrays: pynucastro's dY/dt, neutrino loss and Jacobian to round-off, at random states."""
+    network = net if screened else plain
+    kernel = load_burner_kernel(network)
+    rng = np.random.default_rng(4)
+    n = len(network.isotopes)
+    for trial in range(12):
+        T, rho = 10 ** rng.uniform(9.2, 9.9), 10 ** rng.uniform(7, 9)
+        X = rng.dirichlet(np.full(n, 0.3))
+        if trial % 2:
+            X[:2] = 0.0                      # free nucleons absent, as catalogs start
+        Y = X / X.sum() / network.A
+        ref = network.rhs_with_neutrino(0.0, np.append(Y, 0.0), rho, T)
+        f = implicit.kernel_rhs(kernel, Y, rho, T)
+        np.testing.assert_allclose(f[:n], ref[:n], rtol=0, atol=1e-13 * np.abs(ref[:n]).max())
+        assert f[n] == pytest.approx(ref[n], rel=1e-13)
+        J_ref = network.jacobian(0.0, Y, rho, T)
+        J = implicit.kernel_jacobian(kernel, Y, rho, T)
+        np.testing.assert_array_equal(J != 0, J_ref != 0)
+        np.testing.assert_allclose(J, J_ref, rtol=0, atol=1e-13 * np.abs(J_ref).max())
+
+
+@pytest.mark.parametrize("T, rho", [(3e9, 1e7), (4.5e9, 1e8), (6e9, 1e9)])
+def test_compiled_burner_agrees_with_scipy_bdf(net, T, rho):
+    """Same method, same tolerances: X, Ye, e_nuc and eps_nu at every output time within a few rtol."""
+    times = np.array([1e-6, 1e-3, 0.1, 10.0, 100.0])
+    X0 = _x0(net, {"si28": 0.6, "o16": 0.2, "s32": 0.1, "fe54": 0.05, "ni56": 0.05})
+    a = burn_times(net, [rho], [T], X0[None], times, method="compiled")
+    b = burn_times(net, [rho], [T], X0[None], times, method="BDF")
+    assert a.success.all() and b.success.all() and a.status[0] == 0
+    np.testing.assert_allclose(a.mass_fraction, b.mass_fraction, rtol=0, atol=3 * RTOL)
+    np.testing.assert_allclose(a.ye, b.ye, rtol=3 * RTOL)
+    scale = np.abs(b.e_nuc).max()
+    np.testing.assert_allclose(a.e_nuc, b.e_nuc, rtol=10 * RTOL, atol=10 * RTOL * scale)
+    np.testing.assert_allclose(a.eps_nu, b.eps_nu, rtol=10 * RTOL)
+    # the same BDF: about the same work
+    assert 0.8 < a.nfev[0] / b.nfev[0] < 1.25
+
+
+def test_compiled_burner_reaches_nse(plain):
+    """The NSE check of test_nuclear.py, on the compiled burner: <= 1e-4 in X at the end state's Ye."""
+    import pynucastro as pyna
+    r = burn(plain, [1e8], [5e9], _x0(plain)[None], 1000.0, rtol=1e-8, method="compiled")
+    assert r.success[0]
+    nse = pyna.NSENetwork(rates=NETWORKS["small22"](pyna).get_rates())
+    comp = nse.get_comp_nse(1e8, 5e9, float(r.ye[0]), use_coulomb_corr=False)
+    X_nse = {("p" if str(k).lower() == "h1" else str(k).lower()): v for k, v in comp.X.items()}
+    assert max(abs(x - X_nse.get(i, 0.0)) for i, x in zip(plain.isotopes, r.mass_fraction[0])) < 1e-4
+
+
+def test_compiled_is_the_default_and_the_stepper_agrees(net):
+    X0 = _x0(net)
+    default = burn(net, [1e8, 3e8], [5e9, 4e9], np.stack([X0, X0]), [0.1, 1e-3])
+    compiled = burn(net, [1e8, 3e8], [5e9, 4e9], np.stack([X0, X0]), [0.1, 1e-3], method="compiled")
+    np.testing.assert_array_equal(default.mass_fraction, compiled.mass_fraction)
+    assert default.success.all() and (default.nfev > 0).all()
+    np.testing.assert_allclose(default.mass_fraction.sum(1), 1.0, atol=1e-8)
+    step = BurnerStepper(net).step_arrays({"temperature": [5e9, 4e9], "density": [1e8, 3e8]},
+                                          np.stack([X0, X0]).T, np.array([0.1, 1e-3]))
+    np.testing.assert_array_equal(step.x.T, default.mass_fraction)
+    np.testing.assert_array_equal(step.extra["e_nuc"], default.e_nuc)
+    assert BurnerStepper(net).label == "small22 burner (compiled)"
+
+
+def test_bad_inputs_name_the_value(net):
+    X0 = _x0(net)[None]
+    with pytest.raises(ValueError, match=r"dt = -0.5 s in cell 0: must be finite and > 0"):
+        burn(net, [1e8], [5e9], X0, -0.5)
+    bad = X0.copy()
+    bad[0, 3] = np.nan
+    with pytest.raises(ValueError, match=r"mass_fraction = nan in cell 0, isotope 3: must be finite"):
+        burn(net, [1e8], [5e9], bad, 0.1)
+    with pytest.raises(ValueError, match=r"temperature = inf K in cell 1"):
+        burn(net, [1e8, 1e8], [5e9, np.inf], np.repeat(X0, 2, 0), 0.1)
+    with pytest.raises(ValueError, match=r"density = -1.0 g cm\^-3 in cell 0"):
+        burn(net, [-1.0], [5e9], X0, 0.1)
+    with pytest.raises(ValueError, match=r"method = 'RK45'; choose one of compiled, BDF, LSODA, Radau"):
+        burn(net, [1e8], [5e9], X0, 0.1, method="RK45")
+    with pytest.raises(ValueError, match=r"times = \[0.1, 0.01\] s"):
+        burn_times(net, [1e8], [5e9], X0, [0.1, 0.01])
+
+
+def test_leaving_a_weak_rate_table_is_a_status_not_a_crash(net):
+    """rho Ye = 1e12 g/cc is beyond the weak tables (pynucastro raises there); the cell fails with
+    status 4 and the others burn."""
+    X0 = np.repeat(_x0(net)[None], 2, 0)
+    r = burn(net, [2e12, 1e8], [5e9, 5e9], X0, 0.1)
+    assert r.status.tolist() == [4, 0] and r.success.tolist() == [False, True]
+    assert np.isnan(r.mass_fraction[0]).all() and np.isfinite(r.mass_fraction[1]).all()
+
+
+def test_kernel_refuses_generated_code_it_does_not_understand():
+    source = ("def do_rate_eval_screened(t, Y, rho, T):\n\n    tf = Tfactors(T)\n    rate_eval = RateEval()\n"
+              "    something_new(rate_eval, tf, extra=1)\n\n    return rate_eval\n")
+    with pytest.raises(RuntimeError, match="does not understand this line .*something_new"):
+        implicit._rate_calls(source)
+
+
+def test_catalog_specs_default_to_the_compiled_burner():
+    from thermoemu.core.spec import SpecError, validate_spec
+    from thermoemu.nuclear.catalog import provenance
+    raw = {"name": "x", "network": {"kind": "nuclear", "options": {"network": "small22"}},
+           "sampling": {"log10_temperature": [9.3, 9.7], "log10_density": [7.5, 8.5],
+                        "composition": {"ye": [0.46, 0.5]}},
+           "timestep": {"law": "list", "values": [1e-3, 1e-1]}, "samples": 2, "shard_size": 2, "seed": 1,
+           "record": {"state": True}}
+    spec = validate_spec(raw)
+    assert spec.raw["solver"]["method"] == "compiled"
+    assert "compiled-BDF" in provenance(spec)["solver"]
+    raw["solver"] = {"method": "RK45"}
+    with pytest.raises(SpecError, match="solver.method: 'RK45' \\(allowed: compiled, BDF, LSODA, Radau\\)"):
+        validate_spec(raw)
