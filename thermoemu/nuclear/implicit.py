@@ -42,11 +42,11 @@ try:
 except ImportError:  # pragma: no cover - the nuclear extra brings numba
     numba = None
 
-__all__ = ["CELL_STATUS", "KERNEL_FORMAT", "KernelData", "build_kernel_arrays", "integrate_cells", "kernel_data",
-           "kernel_jacobian", "kernel_rhs"]
+__all__ = ["CELL_STATUS", "KERNEL_FORMAT", "KernelData", "base_rates", "build_kernel_arrays", "integrate_cells",
+           "kernel_data", "kernel_jacobian", "kernel_rhs"]
 
 #: Version of the kernel arrays; part of their cache file name.
-KERNEL_FORMAT = 2
+KERNEL_FORMAT = 3
 #: Codes :func:`integrate_cells` returns per cell.
 CELL_STATUS = {0: "ok", 1: "step size fell below the spacing of floating-point numbers",
                2: "more than max_steps steps", 3: "rate table left its bounds (weak-rate rho Ye or T)"}
@@ -65,6 +65,9 @@ KernelData = namedtuple("KernelData", [
     "prefactor", "dens_exp", "ye_weight",   # 1/n! of identical reactants, power of rho, x Ye
     "nuc_group_ptr", "group_ptr", "term_rate", "term_coef",  # dY_i/dt as pynucastro sums it (see _ydot)
     "weak_nrho", "weak_nT", "weak_rhoy", "weak_T", "weak_rate", "weak_nu", "weak_nuc",
+    "set_ptr", "set_coef", "set_pf",  # REACLIB sets of base rate b: set_coef[ptr[b]:ptr[b+1]] (7 each), + net pf?
+    "pf_ptr", "pf_table", "pf_value", "pf_sign",  # terms of a base rate's net log partition function
+    "pf_len", "pf_T9", "pf_log",    # partition function tables (log pf over T9)
     "order",                        # (n + 1,) elimination order of z (fill-reducing)
     "consts",                       # m_u, q_e, k_B, hbar, N_A (cgs, pynucastro's values), index of n
 ])
@@ -74,8 +77,8 @@ KernelData = namedtuple("KernelData", [
 _CALL = re.compile(r"^    (\w+)\(rate_eval, tf(?:, log_scor=([^)]*))?\)\s*$")
 _APPROX_CALL = re.compile(r"^    (\w+)\(rate_eval, tf(?:, rho=rho, Y=Y)?\)\s*$")
 _WEAK_CALL = re.compile(r"^    (\w+)\(rate_eval, T, rho=rho, Y=Y\)\s*$")
-_PAIR = re.compile(r"^\s+scn_fac = ScreenFactors\(([^)]*)\)\s*\n\s+(log_scor_\w+) = _chugunov_2007\(plasma_state, scn_fac\)",
-                   re.MULTILINE)
+_PAIR = re.compile(r"^\s+scn_fac = ScreenFactors\(([^)]*)\)\s*\n"
+                   r"\s+(log_scor_\w+) = _chugunov_2007\(plasma_state, scn_fac\)", re.MULTILINE)
 _SKIP = re.compile(r"^\s*(#.*|tf = Tfactors\(T\)|rate_eval = RateEval\(\)|log_scor_\w+ = 0\.0|if True:|"
                    r"plasma_state = PlasmaState\(T, rho, Y, Z\)|scn_fac = ScreenFactors\(.*\)|"
                    r"log_scor_\w+ = _chugunov_2007\(plasma_state, scn_fac\)|return rate_eval|)$")
@@ -84,7 +87,8 @@ _SKIP = re.compile(r"^\s*(#.*|tf = Tfactors\(T\)|rate_eval = RateEval\(\)|log_sc
 def _rate_calls(source):
     """Parse the generated ``do_rate_eval_screened``: base rate calls (name, screening pair names),
     weak-table rate names, approximate rate names, and the screening pairs (name -> z1, a1, z2, a2)."""
-    m = re.search(r"^def do_rate_eval_screened\(t, Y, rho, T\):\n(.*?)(?=^\S|\Z)", source, flags=re.DOTALL | re.MULTILINE)
+    m = re.search(r"^def do_rate_eval_screened\(t, Y, rho, T\):\n(.*?)(?=^\S|\Z)", source,
+                  flags=re.DOTALL | re.MULTILINE)
     if m is None:
         raise RuntimeError("the generated network has no do_rate_eval_screened; regenerate it")
     body = m.group(1)
@@ -103,12 +107,60 @@ def _rate_calls(source):
             names = [] if expr is None else [s.strip() for s in expr.split("+")]
             unknown = [s for s in names if s not in pairs]
             if unknown:
-                raise RuntimeError(f"rate {c.group(1)} is screened by {unknown}, which the generated code never defines")
+                raise RuntimeError(f"rate {c.group(1)} is screened by {unknown}, which the generated code never "
+                                   "defines")
             base.append((c.group(1), names))
         elif not _SKIP.match(line):
             raise RuntimeError(f"the compiled burner does not understand this line of the generated network: "
                                f"{line.strip()!r}")
     return base, weak, approx, pairs
+
+
+_TF = ("T9i", "T913i", "T913", "T9", "T953", "lnT9")   # the order pynucastro writes a REACLIB set in
+_NUM = r"[-+]?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?"
+_SET = re.compile(rf"^ln_set_rate = ({_NUM})((?:\s*\+\s*{_NUM}\*tf\.\w+)*)$")
+_TERM = re.compile(rf"\+\s*({_NUM})\*tf\.(\w+)")
+_PF_TABLE = re.compile(r"^(\w+)_log_pf = np\.interp\(tf\.T9, xp=(\w+)_temp_array, fp=\2_log_pf_array\)$")
+_PF_CONST = re.compile(rf"^(\w+)_log_pf = ({_NUM})$")
+_PF_NET = re.compile(r"^net_log_pf = (\w+_log_pf(?:\s*[-+]\s*\w+_log_pf)*)$")
+_RATE_SKIP = re.compile(r"^(|#.*|rate = 0\.0|set_rate = np\.exp\(ln_set_rate\)|rate \+= set_rate|"
+                        r"rate_eval\.\w+ = rate)$")
+
+
+def _rate_sets(source, name):
+    """REACLIB sets (7 coefficients each, in _TF order after the constant) of generated rate function
+    ``name``, whether they add the net log partition function, and its terms [(nucleus, sign)] and
+    {nucleus: constant log pf or table name}."""
+    m = re.search(rf"^def {name}\(rate_eval, tf, log_scor=0\.0\):\n(.*?)(?=^@|^def |\Z)", source,
+                  flags=re.DOTALL | re.MULTILINE)
+    if m is None:
+        raise RuntimeError(f"the generated network has no rate function {name}(rate_eval, tf, log_scor=0.0)")
+    sets, pf_used, pf_def, net = [], [], {}, []
+    for raw in m.group(1).replace("\\\n", " ").splitlines():
+        line = " ".join(raw.split())
+        if (c := _SET.match(line)) is not None:
+            coef = [float(c.group(1))] + [0.0] * len(_TF)
+            for value, factor in _TERM.findall(c.group(2)):
+                if factor not in _TF:
+                    raise RuntimeError(f"{name}: unknown temperature factor tf.{factor}")
+                coef[1 + _TF.index(factor)] = float(value)
+            sets.append(coef)
+        elif line in ("ln_set_rate += log_scor", "ln_set_rate += net_log_pf + log_scor"):
+            pf_used.append(line != "ln_set_rate += log_scor")
+        elif (c := _PF_TABLE.match(line)) is not None:
+            pf_def[c.group(1)] = c.group(2)
+        elif (c := _PF_CONST.match(line)) is not None:
+            pf_def[c.group(1)] = float(c.group(2))
+        elif (c := _PF_NET.match(line)) is not None:
+            tokens = re.findall(r"([-+]?)\s*(\w+)_log_pf", c.group(1))
+            net = [(nuc, -1.0 if sign == "-" else 1.0) for sign, nuc in tokens]
+        elif not _RATE_SKIP.match(line):
+            raise RuntimeError(f"the compiled burner does not understand this line of {name}: {line!r}")
+    if len(pf_used) != len(sets) or not sets:
+        raise RuntimeError(f"{name}: {len(sets)} REACLIB sets but {len(pf_used)} screening lines")
+    if any(pf_used) and not net:
+        raise RuntimeError(f"{name}: uses net_log_pf without defining it")
+    return sets, pf_used, net, pf_def
 
 
 def _elimination_order(n, pattern):
@@ -273,6 +325,35 @@ def build_kernel_arrays(pyna_net, module):
         weak_T[w, :nT] = data[:nT, 1]
         weak_rate[w, :nrho, :nT] = data[:, 5].reshape(nrho, nT)  # TableIndex.RATE
         weak_nu[w, :nrho, :nT] = data[:, 6].reshape(nrho, nT)    # TableIndex.NU
+    # temperature-only part of the base rates: REACLIB sets and partition functions
+    set_ptr, set_coef, set_pf = [0], [], []
+    pf_ptr, pf_table, pf_value, pf_sign = [0], [], [], []
+    tables = {}
+    for name, _ in base_calls:
+        sets, pf_used, net_terms, pf_def = _rate_sets(source, name)
+        set_coef.extend(sets)
+        set_pf.extend(pf_used)
+        set_ptr.append(len(set_coef))
+        for nucleus, sign in net_terms:
+            d = pf_def[nucleus]
+            if isinstance(d, str):
+                tables.setdefault(d, len(tables))
+                pf_table.append(tables[d])
+                pf_value.append(0.0)
+            else:
+                pf_table.append(-1)
+                pf_value.append(d)
+            pf_sign.append(sign)
+        pf_ptr.append(len(pf_table))
+    pf_arrays = [(np.asarray(getattr(module, f"{t}_temp_array"), float),
+                  np.asarray(getattr(module, f"{t}_log_pf_array"), float)) for t in tables]
+    max_pf = max([a.size for a, _ in pf_arrays], default=1)
+    pf_len = np.array([a.size for a, _ in pf_arrays], np.int64)
+    pf_T9 = np.zeros((len(pf_arrays), max_pf))
+    pf_log = np.zeros((len(pf_arrays), max_pf))
+    for i, (a, b) in enumerate(pf_arrays):
+        pf_T9[i, :a.size], pf_log[i, :b.size] = a, b
+
     # the E_nu row and column are zero: it goes first; the isotopes by minimum degree after it
     order = np.concatenate([[n], _elimination_order(n, pattern)])
     j_n = int(getattr(module, "jn", -1))
@@ -291,6 +372,11 @@ def build_kernel_arrays(pyna_net, module):
         "term_rate": np.array(term_rate, np.int64), "term_coef": np.array(term_coef, float),
         "weak_nrho": weak_nrho, "weak_nT": weak_nT, "weak_rhoy": weak_rhoy, "weak_T": weak_T,
         "weak_rate": weak_rate, "weak_nu": weak_nu, "weak_nuc": weak_nuc,
+        "set_ptr": np.array(set_ptr, np.int64), "set_coef": np.array(set_coef, float).reshape(-1, 7),
+        "set_pf": np.array(set_pf, np.bool_),
+        "pf_ptr": np.array(pf_ptr, np.int64), "pf_table": np.array(pf_table, np.int64),
+        "pf_value": np.array(pf_value, float), "pf_sign": np.array(pf_sign, float),
+        "pf_len": pf_len, "pf_T9": pf_T9, "pf_log": pf_log,
         "order": order,
         "consts": np.array([constants.m_u_C18, constants.q_e, constants.k, constants.hbar, constants.N_A, j_n], float),
         "base_names": np.array([name for name, _ in base_calls]),
@@ -355,6 +441,38 @@ if numba is not None:
         term4 = gamtilde2 / (B4 + gamtilde2)
         h = gamtilde**(3 / 2) * (A1 * term1 + A3 * term2) + B1 * term3 + B3 * term4
         return max(h, 0.0)
+
+    @_njit
+    def _base_rates(T, D, out):
+        """out[c, b]: temperature-only (unscreened) rate b at T[c] [K], as pynucastro's generated rate
+        functions compute it (Tfactors, the REACLIB sets in their order, np.interp of the partition
+        functions): sum over sets of exp(a0 + a1/T9 + a2 T9^-1/3 + a3 T9^1/3 + a4 T9 + a5 T9^5/3
+        + a6 ln T9 [+ net log pf])."""
+        for c in range(T.size):
+            T9 = T[c] / 1.e9
+            T9i = 1.0 / T9
+            tf = (T9i, T9i**(1. / 3.), T9**(1. / 3.), T9, T9**(5. / 3.), np.log(T9))
+            for b in range(out.shape[1]):
+                net = 0.0
+                for q in range(D.pf_ptr[b], D.pf_ptr[b + 1]):
+                    t = D.pf_table[q]
+                    if t >= 0:
+                        L = D.pf_len[t]
+                        v = np.interp(T9, D.pf_T9[t, :L], D.pf_log[t, :L])
+                    else:
+                        v = D.pf_value[q]
+                    if q == D.pf_ptr[b]:
+                        net = v if D.pf_sign[q] > 0 else -v
+                    else:
+                        net = net + v if D.pf_sign[q] > 0 else net - v
+                rate = 0.0
+                for q in range(D.set_ptr[b], D.set_ptr[b + 1]):
+                    a = D.set_coef[q]
+                    ln = a[0] + a[1] * tf[0] + a[2] * tf[1] + a[3] * tf[2] + a[4] * tf[3] + a[5] * tf[4] + a[6] * tf[5]
+                    if D.set_pf[q]:
+                        ln += net
+                    rate += np.exp(ln)
+                out[c, b] = rate
 
     @_njit
     def _pair_constants(T, D, pc):
@@ -851,7 +969,8 @@ if numba is not None:
                             rate = -1.0
                         else:
                             rate = dy_norm / dy_norm_old
-                        if rate >= 0 and (rate >= 1 or rate ** (_NEWTON_MAXITER - kit) / (1 - rate) * dy_norm > newton_tol):
+                        if rate >= 0 and (rate >= 1 or
+                                          rate ** (_NEWTON_MAXITER - kit) / (1 - rate) * dy_norm > newton_tol):
                             break
                         for c in range(m):
                             y_new[c] += dy[c]
@@ -951,7 +1070,8 @@ if numba is not None:
         """Loop of _burn_cell over cells (the rows of z0, rho, T, base)."""
         N, m = z0.shape
         npairs = max(D.pairs.shape[0], 1)
-        ws = (np.zeros((npairs, 4)), np.zeros(npairs), np.zeros(base.shape[1]), np.zeros(D.kind.size), np.zeros(D.kind.size), np.zeros(m),
+        ws = (np.zeros((npairs, 4)), np.zeros(npairs), np.zeros(base.shape[1]), np.zeros(D.kind.size),
+              np.zeros(D.kind.size), np.zeros(m),
               np.zeros(m),
               np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m),
               np.zeros(m), np.zeros(m), np.zeros((_MAX_ORDER + 3, m)), np.zeros((_MAX_ORDER + 1, m)),
@@ -990,6 +1110,21 @@ if numba is not None:
         _pair_constants(T, D, pc)
         ok = _jac(z, rho, T, base, D, screened, pc, np.zeros(npairs), np.zeros(base.size), np.zeros(D.kind.size), J)
         return J, ok
+
+
+def base_rates(data, T):
+    """Temperature-only (unscreened) rates of every base rate at T [K] (N,): array (N, base rates).
+
+    Parameters
+    ----------
+    data : KernelData
+    T : array_like (N,)
+        Temperature [K].
+    """
+    T = np.ascontiguousarray(np.atleast_1d(T), dtype=float)
+    out = np.empty((T.size, data.set_ptr.size - 1))
+    _base_rates(T, data, out)
+    return out
 
 
 def kernel_rhs(kernel, Y, rho, T):
