@@ -165,3 +165,17 @@ def test_shipped_sets_are_found_by_name_and_folders_by_path(tmp_path, monkeypatc
     (tmp_path / "os25-deeponet").mkdir()  # a folder of that name here wins over the shipped set
     assert resolve_model_dir("os25-deeponet") == tmp_path.joinpath("os25-deeponet").relative_to(tmp_path)
     assert resolve_model_dir(str(tmp_path / "mine")) == tmp_path / "mine"
+
+
+@pytest.mark.parametrize("region", range(5))
+def test_default_emulator_changes_nothing_at_zero_or_vanishing_dt(region):
+    """dt = 0 and dt = 1e-30 s leave every variable as it was (to round-off), also for random states
+    whose trace species are far from their balance."""
+    from conftest import region_states
+
+    n_H, x = region_states(region, 100, seed=40 + region)
+    emulator = Emulator("default")
+    for dt in (0.0, 1e-30):
+        res = emulator.step_arrays(n_H, x, dt)
+        assert res.success.all()
+        np.testing.assert_allclose(res.x, x, rtol=1e-12, atol=0)

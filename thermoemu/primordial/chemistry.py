@@ -71,7 +71,7 @@ class PrimordialChemistry(CatalogChemistry):
         out["success"] = ok.assign_attrs(long_name="step succeeded (False: flagged, values NaN)")
         out["emu_out_of_domain"] = ood.assign_attrs(long_name="cell outside the emulator's trained domain")
         out["emu_status"] = status.assign_attrs(flag_attrs(emulator.status, "emulator status"))
-        out.attrs.update(emulator=str(emulator.model_dir), emu_update=update, emu_out_of_domain_policy=out_of_domain)
+        out.attrs.update(emulator=str(emulator.model_dir), emu_update=emulator.update, emu_out_of_domain_policy=out_of_domain)
         return out.pint.quantify() if quantified else out
 
     def timescales(self, ds, *, model="default", device="cpu"):

@@ -16,7 +16,7 @@ def _collapse(a):
 
     if a.emulator is not None:
         return _collapse_emulator(a)
-    if a.updates != "timescale,plain" or a.compare:
+    if a.updates is not None or a.compare:
         print("--updates and --compare apply with --emulator MODEL only", file=sys.stderr)
         return 2
     if not a.reference:

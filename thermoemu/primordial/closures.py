@@ -31,7 +31,7 @@ import numpy as np
 
 from .physics.network import as_cells
 
-__all__ = ["TRACE_INDICES", "trace_equilibrium", "close_trace_species"]
+__all__ = ["TRACE_INDICES", "close_trace_species", "relax_towards", "trace_equilibrium"]
 
 #: H- and H2+ in network order.
 TRACE_INDICES = (4, 5)
@@ -118,8 +118,18 @@ def close_trace_species(network, cells, x_end, x_start, dt):
     y_star, J = trace_equilibrium(network, cells, x_end)
     e00, e01, e10, e11 = _expm_2x2(J[0, 0], J[0, 1], J[1, 0], J[1, 1], dt)
     i, j = TRACE_INDICES
-    d0 = x_start[i] - y_star[0]
-    d1 = x_start[j] - y_star[1]
-    x_end[i] = np.maximum(y_star[0] + e00 * d0 + e01 * d1, 0.0)
-    x_end[j] = np.maximum(y_star[1] + e10 * d0 + e11 * d1, 0.0)
+    x_end[i], x_end[j] = relax_towards(x_start[i], x_start[j], y_star[0], y_star[1], e00, e01, e10, e11)
     return x_end
+
+
+def relax_towards(x4, x5, y4, y5, e00, e01, e10, e11):
+    """``y* + E (x - y*)`` for E = exp(J_tt t), written without losing x where E ~ I or y* where E ~ 0.
+
+    Where E is close to the identity (t short against the relaxation) it is evaluated as
+    ``x + (E - I)(x - y*)``, which is x exactly at t = 0; elsewhere as ``y* + E (x - y*)``. Floored at 0.
+    """
+    d4, d5 = x4 - y4, x5 - y5
+    near_identity = np.abs(e00 - 1.0) + np.abs(e01) + np.abs(e10) + np.abs(e11 - 1.0) < 0.5
+    a = np.where(near_identity, x4 + (e00 - 1.0) * d4 + e01 * d5, y4 + e00 * d4 + e01 * d5)
+    b = np.where(near_identity, x5 + e10 * d4 + (e11 - 1.0) * d5, y5 + e10 * d4 + e11 * d5)
+    return np.maximum(a, 0.0), np.maximum(b, 0.0)

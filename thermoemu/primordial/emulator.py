@@ -55,7 +55,7 @@ from .models.features import LOG_FLOOR, VARIABLES
 from .physics.network import as_cells, default_network, free_fall_time, project_abundances
 from .saha_table import SAHA_MIN_DENSITY, load_saha_table, table_reference
 from .sampling import region_of
-from .tensor_path import ARRAY_PATHS, wants_tensor_path
+from .tensor_path import ARRAY_PATHS, host_round_trip_needed, step_on_host, wants_tensor_path
 from .tensor_path import step_arrays as tensor_step_arrays
 from .update_rules import SHAPE_PROBE, network_slope, update_fraction
 
@@ -122,6 +122,10 @@ class Emulator(EmulatorBase):
         self.network = network or default_network()
         self.model_dir = resolve_model_dir(model)
         self.regions = load_model_set(model, network=self.network, device=device)
+        kinds = {m.residual for m in self.regions.values()}
+        if len(kinds) > 1:
+            raise ValueError(f"{self.model_dir} mixes physics-first (residual) and DeepONet regions; a model set "
+                             "takes one update rule, so it must be one kind")
         self.update = self._checked_update(update or self.default_update)
         self.out_of_domain = out_of_domain
         self.settings = settings or SolverSettings()
@@ -226,8 +230,12 @@ class Emulator(EmulatorBase):
         StepResult
             ``x`` (7, N), ``success``, ``out_of_domain`` (bool) and ``status`` (int8, see
             :data:`EMU_STATUS`) per cell. Torch tensors or cupy arrays in (or ``array_path``
-            "torch", or the nets on CUDA): the same kind out, from :mod:`~thermoemu.primordial.tensor_path`.
+            "torch", or the nets on CUDA): the same kind out, from :mod:`~thermoemu.primordial.tensor_path`
+            for DeepONet sets; physics-first sets (the default) step on the host (numpy, numba) and
+            copy torch / cupy arrays there and back.
         """
+        if self.physics_first and getattr(self, "array_path", "auto") != "numpy" and host_round_trip_needed(cells, x, dt):
+            return step_on_host(self, cells, x, dt)  # the physics step is numba: torch / cupy arrays via the host
         if wants_tensor_path(self, cells, x, dt):  # one hot loop for numpy, torch and cupy arrays
             return tensor_step_arrays(self, cells, x, dt)
         n_H = as_cells(cells)

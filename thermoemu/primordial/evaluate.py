@@ -203,7 +203,7 @@ def fixed_density_test(emulator: Emulator, *, n_H=1e3, temperature=300.0, dt0=4.
     h = np.array([dt0 / substeps])
     network = default_network()
     settings = settings or SolverSettings(rtol=1e-6)
-    updates = tuple(updates or emulator_updates(emulator))
+    updates = tuple(emulator_updates(emulator) if updates is None else updates)
     traj = {m: np.empty(substeps + 1) for m in ("reference", *updates)}
     abund = {m: np.empty((substeps + 1, 6)) for m in traj}
     wall = {}
@@ -264,7 +264,7 @@ def max_log_deviation_by_region(track, reference, variable="temperature"):
 
 def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_end=1e18, progress=False,
                         updates=None):
-    """OS25 Fig. 7: collapse tracks of the reference and of the emulator (by default timescale, plain) per dt/t_ff.
+    """OS25 Fig. 7: collapse tracks of the reference and of the emulator (by default its own update rules) per dt/t_ff.
 
     Parameters
     ----------
@@ -279,7 +279,7 @@ def collapse_comparison(emulator: Emulator, fractions=(1e-1, 1e-2, 1e-3), *, n_e
         per fraction and update, ``max_dlogT`` (dex; also per density region in ``max_dlogT_by_region``) and
         ``wall_s`` in ``summary``.
     """
-    updates = tuple(dict.fromkeys(updates or emulator_updates(emulator)))  # each rule once, in the order given
+    updates = tuple(dict.fromkeys(emulator_updates(emulator) if updates is None else updates))  # each once, in order
     bad = [u for u in updates if u not in UPDATES]
     if bad or not updates:
         raise ValueError(f"updates = {list(updates)!r}; allowed: {', '.join(UPDATES)} (at least one)")

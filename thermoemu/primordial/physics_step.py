@@ -3,9 +3,10 @@
 The physics-first emulators (docs/emulator.md, "physics-first models") learn only the remainder
 between the reference end state and this step. The step is the network's own:
 
-1. The trace species are put at the balance of their production and destruction
-   (:func:`~thermoemu.primordial.closures.trace_equilibrium`), which removes the network's
-   fastest modes (H- and H2+ relax in seconds to years).
+1. The trace species are moved towards the balance of their production and destruction
+   (:func:`~thermoemu.primordial.closures.trace_equilibrium`) by the frozen-rate solution over the
+   substep (the balance itself wherever the substep is many of their relaxation times, which
+   removes the network's fastest modes; nothing where it is far shorter, so dt = 0 changes nothing).
 2. The other five variables z = (H, H2, e-, H+, T) take ``k`` linearly implicit (Rosenbrock-Euler)
    substeps ``(I - h J_eff) dz = h f_z`` of the reduced system, where ``J_eff = J_zz - J_zt J_tt^-1
    J_tz`` is the Jacobian of z' with the trace species held at their balance (the Schur complement
@@ -37,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .closures import close_trace_species
+from .closures import _expm_2x2, close_trace_species, relax_towards
 from .physics.network import as_cells, project_abundances
 
 __all__ = ["SLOW_INDICES", "PHYSICS_TRUST", "physics_step", "substep_fractions"]
@@ -79,7 +80,9 @@ def _reduced_step(network, n_H, cell, x, h, return_rate=False):
     x = x.copy()
     f, J = network.rhs_and_jacobian(x, cell)
     before = x[4:6].copy()
-    x[4], x[5] = _balance(x, f, J)
+    y4, y5 = _balance(x, f, J)
+    # relax towards the balance over h (frozen rates; the balance itself where h is many relaxation times)
+    x[4], x[5] = relax_towards(before[0], before[1], y4, y5, *_expm_2x2(J[4, 4], J[4, 5], J[5, 4], J[5, 5], h))
     moved_charge = np.abs(x[4] - before[0]) + np.abs(x[5] - before[1])
     f = f + J[:, 4] * (x[4] - before[0]) + J[:, 5] * (x[5] - before[1])  # f at the balanced trace, to first order
     moved = (np.abs(x[4:6] - before) > TRACE_REEVALUATE * np.maximum(before, 1e-300)).any(axis=0)

@@ -116,6 +116,28 @@ def _nets_device(emulator):
     return torch.device(next(iter(emulator.regions.values())).device)
 
 
+def host_round_trip_needed(cells, x, dt):
+    """True if any of the arrays is a torch tensor or a cupy array."""
+    return _input_kind(x, _n_H_of(cells), dt)[0] != "numpy"
+
+
+def step_on_host(emulator, cells, x, dt):
+    """``emulator.step_arrays`` for torch / cupy input of a set the tensor path does not run (physics-first:
+    its physics step is numba on the host): the arrays are copied to numpy, stepped, and the results
+    copied back to the input's kind and device."""
+    kind, like = _input_kind(x, _n_H_of(cells), dt)
+    home = _home_device(kind, like)
+
+    def host(a):
+        return _to_tensor(a, torch.device("cpu")).numpy() if array_kind(a) != "numpy" else a
+
+    n_H = host(_n_H_of(cells))
+    res = emulator.with_options(array_path="numpy").step_arrays({"n_H": n_H}, host(x), host(dt))
+    out = {name: _from_tensor(torch.as_tensor(np.asarray(getattr(res, name))), kind, home)
+           for name in ("x", "success", "out_of_domain", "status")}
+    return type(res)(out["x"], out["success"], out["out_of_domain"], out["status"], res.extra)
+
+
 def wants_tensor_path(emulator, cells, x, dt):
     """Whether ``emulator.step_arrays(cells, x, dt)`` runs on the tensor path (module docstring).
 

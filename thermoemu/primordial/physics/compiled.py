@@ -443,6 +443,30 @@ if numba is not None:
                 np.empty(_N), np.empty((_N, _N)))
 
     @_njit
+    def _expm2(a, b, c, d, t):
+        """closures._expm_2x2 for one cell: entries of exp([[a, b], [c, d]] t)."""
+        s = 0.5 * (a + d)
+        q = np.sqrt(max(0.25 * (a - d) ** 2 + b * c, 0.0))
+        e1 = np.exp(min((s + q) * t, 700.0))
+        e2 = np.exp(min((s - q) * t, 700.0))
+        if q * t > 1e-8:
+            ww = (e1 - e2) / (2.0 * q)
+            v = (e2 * (s + q) - e1 * (s - q)) / (2.0 * q)
+        else:
+            es = np.exp(min(s * t, 700.0))
+            ww = t * es
+            v = es * (1.0 - s * t)
+        return ww * a + v, ww * b, ww * c, ww * d + v
+
+    @_njit
+    def _relax(x4, x5, y4, y5, e00, e01, e10, e11):
+        """closures.relax_towards for one cell."""
+        d4, d5 = x4 - y4, x5 - y5
+        if abs(e00 - 1.0) + abs(e01) + abs(e10) + abs(e11 - 1.0) < 0.5:
+            return max(x4 + (e00 - 1.0) * d4 + e01 * d5, 0.0), max(x5 + e10 * d4 + (e11 - 1.0) * d5, 0.0)
+        return max(y4 + e00 * d4 + e01 * d5, 0.0), max(y5 + e10 * d4 + e11 * d5, 0.0)
+
+    @_njit
     def _reduced_substep(x, p, h, table, thermalize, escape, w, A, rhs, moved):
         """One substep of physics_step._reduced_step for one cell; returns the new state (a copy) and
         writes |dy(H-)| + |dy(H2+)| of the trace balance into ``moved[0]``."""
@@ -451,6 +475,8 @@ if numba is not None:
         _evaluate_into(xs, p, table, thermalize, escape, w)
         t4, t5 = xs[4], xs[5]
         _trace_balance(xs, f, J)
+        e00, e01, e10, e11 = _expm2(J[4, 4], J[4, 5], J[5, 4], J[5, 5], h)  # relax towards it over h
+        xs[4], xs[5] = _relax(t4, t5, xs[4], xs[5], e00, e01, e10, e11)
         moved[0] = abs(xs[4] - t4) + abs(xs[5] - t5)
         for i in range(_N):  # f at the balanced trace, to first order
             f[i] += J[i, 4] * (xs[4] - t4) + J[i, 5] * (xs[5] - t5)
@@ -544,21 +570,8 @@ if numba is not None:
                 # the charge the start's trace balance moved, relative to e- and H+ (physics_step._local_error)
                 e = max(e, trace_charge / max(min(start[2], start[3]), _FLOOR))
                 err[cell] = e
-            s = 0.5 * (a + d)
-            q = np.sqrt(max(0.25 * (a - d) ** 2 + b * c, 0.0))
-            e1 = np.exp(min((s + q) * t, 700.0))
-            e2 = np.exp(min((s - q) * t, 700.0))
-            if q * t > 1e-8:
-                ww = (e1 - e2) / (2.0 * q)
-                v = (e2 * (s + q) - e1 * (s - q)) / (2.0 * q)
-            else:
-                es = np.exp(min(s * t, 700.0))
-                ww = t * es
-                v = es * (1.0 - s * t)
-            d0 = start[4] - y4
-            d1 = start[5] - y5
-            x[4] = max(y4 + (ww * a + v) * d0 + ww * b * d1, 0.0)
-            x[5] = max(y5 + ww * c * d0 + (ww * d + v) * d1, 0.0)
+            e00, e01, e10, e11 = _expm2(a, b, c, d, t)
+            x[4], x[5] = _relax(start[4], start[5], y4, y5, e00, e01, e10, e11)
             x_out[:, cell] = x
 
 
