@@ -6,15 +6,19 @@ Two parts, both compiled once per machine (``cache=True``, ``nogil``):
 REACLIB fit (an ``exp`` per set, partition functions, screening) on every call, ~100 us for mesa80.
 At constant temperature and density a rate depends on the composition only through the electrons:
 screening (Chugunov et al. 2007) through n_e, the tabulated weak rates through rho Y_e. So per burn
-the temperature-only part of every REACLIB and derived rate is evaluated once, by pynucastro's own
-generated rate functions (:func:`thermoemu.nuclear.network.load_burner_kernel` generates a small
-module that calls them), and per call the kernel multiplies in the screening factors
-(``exp(log_scor)``, the same factors the generated code adds to ``ln rate``), interpolates the weak
-tables (the same bilinear formula as pynucastro's ``TableInterpolator``), forms pynucastro's
-approximate rates (``ap_pg``, ``nn_g``) and assembles dY/dt, the weak-neutrino loss rate and the
-analytic Jacobian from the network's stoichiometry held as index arrays (:class:`KernelData`). It
-is the generated code's function to round-off (tested), but the kernel code is the same for every
-network, so a new network compiles only its temperature-only rate function.
+the temperature-only part of every REACLIB and derived rate is evaluated once (the sets and
+partition functions read from pynucastro's generated rate functions, summed with the same
+arithmetic), and per call the kernel multiplies in the screening factors (``exp(log_scor)``, the
+factors the generated code adds to ``ln rate``; per pair, the n_e-independent factors of the fit
+are taken once per burn), interpolates the weak tables (pynucastro's bilinear
+``TableInterpolator``), forms pynucastro's approximate rates (``ap_pg``, ``nn_g``) and assembles
+dY/dt, the weak-neutrino loss rate and the analytic Jacobian from the network's stoichiometry held
+as index arrays (:class:`KernelData`). dY/dt is summed in pynucastro's order (rate pair by rate
+pair): near equilibrium a pair cancels to round-off, and another order, measured, made BDF take
+~10x the steps. It is the generated code's function to round-off (tested: 2e-15 of the largest
+term for mesa80). The code is the same for every network: a network is arrays
+(:func:`build_kernel_arrays`, cached by :func:`thermoemu.nuclear.network.load_burner_kernel`),
+nothing network-specific is compiled.
 
 **The integrator.** A line-by-line port of scipy's ``BDF`` (variable order 1-5 with the NDF
 modification, quasi-constant step size, modified Newton with up to 4 iterations, Jacobian
@@ -391,6 +395,7 @@ def kernel_data(arrays):
 # --------------------------------------------------------------------------------------------- kernel
 if numba is not None:
     _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    _LN10 = np.log(10.0)
 
     @_njit
     def _smooth_clip(x, limit, start):
@@ -492,6 +497,48 @@ if numba is not None:
             pc[p, 3] = 0.999 * T / (0.2 * c_Tp)
 
     @_njit
+    def _burn_constants(T, rho, D, pc, cf, wk):
+        """What does not change in a burn at (T, rho): the screening pairs' factors (pc, _pair_constants),
+        each rate's prefactor * rho^dens_exp (cf), and the weak tables interpolated to log T (wk[w, i]:
+        value and slope in log rho Ye of the rate, then of the neutrino loss, on table cell i, so that
+        pynucastro's bilinear formula becomes wk[w, i, 0] + wk[w, i, 1] (log rho Ye - rhoy_i)).
+        Returns False where T is outside a weak-rate table."""
+        _pair_constants(T, D, pc)
+        for r in range(D.kind.size):
+            d = D.dens_exp[r]
+            c = D.prefactor[r]
+            if d == 1:
+                c *= rho
+            elif d != 0:
+                c *= rho**d
+            cf[r] = c
+        logT = np.log10(T)
+        ok = True
+        for w in range(D.weak_nrho.size):
+            nT = D.weak_nT[w]
+            temp = D.weak_T[w]
+            if logT < temp[0] or logT > temp[nT - 1]:
+                ok = False
+                continue
+            j = _table_index(temp, nT, logT)
+            dlogT = temp[j + 1] - temp[j]
+            rhoy = D.weak_rhoy[w]
+            for col in range(2):
+                table = D.weak_rate if col == 0 else D.weak_nu
+                for i in range(D.weak_nrho[w] - 1):
+                    dlogrho = rhoy[i + 1] - rhoy[i]
+                    f_ij = table[w, i, j]
+                    f_ip1j = table[w, i + 1, j]
+                    f_ijp1 = table[w, i, j + 1]
+                    f_ip1jp1 = table[w, i + 1, j + 1]
+                    C = (f_ijp1 - f_ij) / dlogT
+                    B = (f_ip1j - f_ij) / dlogrho
+                    A = (f_ip1jp1 - B * dlogrho - C * dlogT - f_ij) / (dlogrho * dlogT)
+                    wk[w, i, 2 * col] = f_ij + C * (logT - temp[j])
+                    wk[w, i, 2 * col + 1] = B + A * (logT - temp[j])
+        return ok
+
+    @_njit
     def _chugunov_fast(gamma, zeta):
         """chugunov_2007 from Gamma and zeta where no clip acts (the same fit, factored)."""
         fit_beta = 0.41 - 0.6 / gamma
@@ -532,9 +579,9 @@ if numba is not None:
         return (A * (logrhoy - rhoy[i]) * (logT - temp[j]) + B * (logrhoy - rhoy[i]) + C * (logT - temp[j]) + Dc)
 
     @_njit
-    def _rates(Y, rho, T, base, D, screened, pc, log_scor, kb, k):
-        """Rates of the network's reactions at (Y, rho, T) into ``k`` (kb: screened base rates; pc: from
-        _pair_constants at T; log_scor: work, the screening factor of each pair).
+    def _rates(Y, rho, T, base, D, screened, pc, wk, weak_ok, log_scor, kb, k):
+        """Rates of the network's reactions at (Y, rho, T) into ``k`` (kb: screened base rates; pc, wk and
+        weak_ok: from _burn_constants; log_scor: work, the screening factor of each pair).
 
         Returns (Ye, weak-neutrino loss rate [erg g^-1 s^-1], ok); ok is False where rho Ye or T
         left a weak-rate table (pynucastro raises there).
@@ -581,22 +628,22 @@ if numba is not None:
         nw = D.weak_nrho.size
         if nw > 0:
             logrhoy = np.log10(rho * ye)
-            logT = np.log10(T)
         for r in range(D.kind.size):
             kind = D.kind[r]
             a = D.arg[r]
             if kind == _BASE:
                 k[r] = kb[a]
             elif kind == _WEAK:
-                if (logT < D.weak_T[a, 0] or logT > D.weak_T[a, D.weak_nT[a] - 1]
-                        or logrhoy < D.weak_rhoy[a, 0] or logrhoy > D.weak_rhoy[a, D.weak_nrho[a] - 1]):
+                nrho = D.weak_nrho[a]
+                rhoy = D.weak_rhoy[a]
+                if not weak_ok or logrhoy < rhoy[0] or logrhoy > rhoy[nrho - 1]:
                     ok = False
                     k[r] = np.nan
                     continue
-                nrho, nT, rhoy, temp = D.weak_nrho[a], D.weak_nT[a], D.weak_rhoy[a], D.weak_T[a]
-                k[r] = 10.0**_weak_interpolate(nrho, nT, rhoy, temp, D.weak_rate, a, logrhoy, logT)
-                nu = _weak_interpolate(nrho, nT, rhoy, temp, D.weak_nu, a, logrhoy, logT)
-                nu_loss += N_A * Y[D.weak_nuc[a]] * 10.0**nu
+                i = _table_index(rhoy, nrho, logrhoy)
+                x = logrhoy - rhoy[i]
+                k[r] = np.exp(_LN10 * (wk[a, i, 0] + wk[a, i, 1] * x))
+                nu_loss += N_A * Y[D.weak_nuc[a]] * np.exp(_LN10 * (wk[a, i, 2] + wk[a, i, 3] * x))
             else:
                 c = D.approx[a]
                 if kind == _APPG_F or kind == _APPG_R:
@@ -616,23 +663,11 @@ if numba is not None:
         return ye, nu_loss, ok
 
     @_njit
-    def _flux_factor(prefactor, d, ye_weight, rho, ye):
-        """prefactor * rho^d (* Ye) of a rate (scalars: a helper taking KernelData would copy it per call)."""
-        f = prefactor
-        if d == 1:
-            f *= rho
-        elif d != 0:
-            f *= rho**d
-        if ye_weight:
-            f *= ye
-        return f
-
-    @_njit
-    def _ydot(Y, rho, ye, k, D, f, flux):
+    def _ydot(Y, ye, k, D, cf, f, flux):
         """dY/dt into f[:n], as pynucastro's ydot_eq evaluates it (flux = prefactor rho^d Ye Y.. rate,
         summed per nucleus over rate pairs, each pair first)."""
         for r in range(D.kind.size):
-            x = _flux_factor(D.prefactor[r], D.dens_exp[r], D.ye_weight[r], rho, ye)
+            x = cf[r] * ye if D.ye_weight[r] else cf[r]
             for q in range(D.react_ptr[r], D.react_ptr[r + 1]):
                 y = Y[D.react[q]]
                 c = D.react_count[q]
@@ -653,7 +688,7 @@ if numba is not None:
             f[i] = s
 
     @_njit
-    def _jacobian(Y, rho, ye, k, D, J):
+    def _jacobian(Y, ye, k, D, cf, J):
         """d(dY/dt)/dY into J[:n, :n] (pynucastro's analytic Jacobian: rates and Ye held fixed);
         the rest of J (the E_nu row and column) is zeroed."""
         m = J.shape[0]
@@ -661,7 +696,7 @@ if numba is not None:
             for j in range(m):
                 J[i, j] = 0.0
         for r in range(D.kind.size):
-            base = _flux_factor(D.prefactor[r], D.dens_exp[r], D.ye_weight[r], rho, ye) * k[r]
+            base = (cf[r] * ye if D.ye_weight[r] else cf[r]) * k[r]
             for q in range(D.react_ptr[r], D.react_ptr[r + 1]):
                 jr = D.react[q]
                 c = D.react_count[q]
@@ -679,21 +714,24 @@ if numba is not None:
                     J[D.coef_nuc[s], jr] += D.coef[s] * d
 
     @_njit
-    def _fun(z, rho, T, base, D, screened, pc, log_scor, kb, k, flux, f):
-        """f = dz/dt for z = (Y, E_nu); returns ok (False: weak table left)."""
+    def _fun(z, rho, T, base, D, screened, C, f):
+        """f = dz/dt for z = (Y, E_nu); returns ok (False: weak table left). C: the burn's constants
+        and work arrays (pc, cf, wk, weak_ok, log_scor, kb, k, flux)."""
+        pc, cf, wk, weak_ok, log_scor, kb, k, flux = C
         n = z.size - 1
         Y = z[:n]
-        ye, nu_loss, ok = _rates(Y, rho, T, base, D, screened, pc, log_scor, kb, k)
-        _ydot(Y, rho, ye, k, D, f, flux)
+        ye, nu_loss, ok = _rates(Y, rho, T, base, D, screened, pc, wk, weak_ok, log_scor, kb, k)
+        _ydot(Y, ye, k, D, cf, f, flux)
         f[n] = nu_loss
         return ok
 
     @_njit
-    def _jac(z, rho, T, base, D, screened, pc, log_scor, kb, k, J):
+    def _jac(z, rho, T, base, D, screened, C, J):
+        pc, cf, wk, weak_ok, log_scor, kb, k, flux = C
         n = z.size - 1
         Y = z[:n]
-        ye, _, ok = _rates(Y, rho, T, base, D, screened, pc, log_scor, kb, k)
-        _jacobian(Y, rho, ye, k, D, J)
+        ye, _, ok = _rates(Y, rho, T, base, D, screened, pc, wk, weak_ok, log_scor, kb, k)
+        _jacobian(Y, ye, k, D, cf, J)
         return ok
 
     # ----------------------------------------------------------------------------------- BDF (scipy)
@@ -857,7 +895,7 @@ if numba is not None:
         # initial derivative, step and Jacobian (BDF.__init__)
         for i in range(m):
             y[i] = z0[i]
-        if not _fun(y, rho, T, base, D, screened, pc, log_scor, kb, k, flux, f0):
+        if not _fun(y, rho, T, base, D, screened, C, f0):
             return 3, 1, 0, 0, 0
         nfev += 1
         # select_initial_step(order = 1)
@@ -872,7 +910,7 @@ if numba is not None:
         h0 = min(h0, t_bound)
         for i in range(m):
             y_new[i] = y[i] + h0 * f0[i]
-        if not _fun(y_new, rho, T, base, D, screened, pc, log_scor, kb, k, flux, f):
+        if not _fun(y_new, rho, T, base, D, screened, C, f):
             return 3, nfev + 1, 0, 0, 0
         nfev += 1
         for i in range(m):
@@ -884,7 +922,7 @@ if numba is not None:
             h1 = (0.01 / max(d1, d2)) ** 0.5
         h_abs = min(100 * h0, h1, t_bound)
         newton_tol = max(10 * _EPS / rtol, min(0.03, rtol ** 0.5))
-        if not _jac(y, rho, T, base, D, screened, pc, log_scor, kb, k, J):
+        if not _jac(y, rho, T, base, D, screened, C, J):
             return 3, nfev, 1, 0, 0
         njev += 1
         for i in range(Dd.shape[0]):
@@ -950,7 +988,7 @@ if numba is not None:
                     n_iter = 0
                     for kit in range(_NEWTON_MAXITER):
                         n_iter = kit + 1
-                        ok = _fun(y_new, rho, T, base, D, screened, pc, log_scor, kb, k, flux, f)
+                        ok = _fun(y_new, rho, T, base, D, screened, C, f)
                         nfev += 1
                         if not ok:
                             table_left = True
@@ -984,7 +1022,7 @@ if numba is not None:
                     if not converged:
                         if current_jac:
                             break
-                        if not _jac(y_predict, rho, T, base, D, screened, pc, log_scor, kb, k, J):
+                        if not _jac(y_predict, rho, T, base, D, screened, C, J):
                             return 3, nfev, njev + 1, nlu, steps
                         njev += 1
                         lu_ok = False
@@ -1058,7 +1096,8 @@ if numba is not None:
                         for c in range(m):
                             out[q_out, c] += Dd[j + 1, c] * p
                     # the weak-neutrino loss rate at the output state
-                    _, nu_loss, _ = _rates(out[q_out, :m - 1], rho, T, base, D, screened, pc, log_scor, kb, k)
+                    _, nu_loss, _ = _rates(out[q_out, :m - 1], rho, T, base, D, screened, C[0], C[2], C[3],
+                                           C[4], C[5], C[6])
                     eps_nu_out[q_out] = nu_loss
                     q_out += 1
             if t - t_bound >= 0:

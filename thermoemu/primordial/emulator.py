@@ -76,7 +76,8 @@ TRACE = (4, 5)  # H-, H2+ in network order
 
 
 def _clamp_trace(model, x):
-    """Copy of ``x`` (7, N) with H- and H2+ raised to the region's trained floor (network input only)."""
+    """Copy of ``x`` (7, N) with H- and H2+ raised to the region's trained floor: the nets' input (and, for
+    physics-first sets, the physics step's start; the raised trace species relax within the step)."""
     out = x.copy()
     for i in TRACE:
         out[i] = np.maximum(out[i], model.ranges[VARIABLES[i]][0])

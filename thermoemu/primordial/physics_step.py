@@ -28,9 +28,12 @@ between the reference end state and this step. The step is the network's own:
 3. The trace species at the end come from :func:`~thermoemu.primordial.closures.close_trace_species`
    (the frozen-rate solution from their initial values over dt).
 
-Cost: ``k`` right-hand sides and Jacobians and ``k`` 5 x 5 solves per cell, no error control.
-Measured against the reference solver (docs/emulator.md): with k = 1 within 5 % in every variable
-for 99-100 % of single steps of up to 0.1 t_ff from states along the reference collapse track;
+Cost per cell: one Jacobian evaluation per substep (two where balancing the trace species moved
+them by more than 10 %), one more at the end for the trace closure and the error estimate, and a
+5 x 5 solve per substep; where one substep is not gentle, those of the ``substeps`` substeps on top.
+Compiled: a few microseconds per cell near a collapse track (benchmarks/bench_physics_first.py).
+Measured against the reference solver (docs/emulator.md): within 5 % in every variable for 99-100 %
+of single steps of up to 0.1 t_ff from states along the reference collapse track below 1e13 cm^-3;
 on random Table 1 states far from equilibrium it is only a baseline the nets correct.
 """
 
