@@ -73,6 +73,10 @@ KernelData = namedtuple("KernelData", [
     "pf_ptr", "pf_table", "pf_value", "pf_sign",  # terms of a base rate's net log partition function
     "pf_len", "pf_T9", "pf_log",    # partition function tables (log pf over T9)
     "order",                        # (n + 1,) elimination order of z (fill-reducing)
+    "react3", "count3",             # (rates, 3): reactants and multiplicities, padded with -1 (derived)
+    "pair_a", "pair_b", "pair_ca", "pair_cb",  # per group: two terms, the second may be the zero flux (derived)
+    "base_pair3",                   # (base rates, 3): screening pairs, padded with -1 (derived)
+    "base_r", "base_a", "weak_r", "weak_a", "approx_r",  # rates of each kind and their arg (derived)
     "consts",                       # m_u, q_e, k_B, hbar, N_A (cgs, pynucastro's values), index of n
 ])
 
@@ -388,7 +392,40 @@ def build_kernel_arrays(pyna_net, module):
 
 
 def kernel_data(arrays):
-    """:class:`KernelData` from the arrays of :func:`build_kernel_arrays` (e.g. as loaded from npz)."""
+    """:class:`KernelData` from the arrays of :func:`build_kernel_arrays` (e.g. as loaded from npz), with
+    the fixed-width forms the kernel's inner loops use derived here."""
+    arrays = dict(arrays)
+    nr = arrays["kind"].size
+    ptr, react, count = arrays["react_ptr"], arrays["react"], arrays["react_count"]
+    if np.diff(ptr).max(initial=0) > 3:
+        raise RuntimeError("a rate with more than three distinct reactants: the compiled burner takes at most three")
+    react3 = np.full((nr, 3), -1, np.int64)
+    count3 = np.zeros((nr, 3), np.int64)
+    for r in range(nr):
+        q = slice(ptr[r], ptr[r + 1])
+        react3[r, :ptr[r + 1] - ptr[r]] = react[q]
+        count3[r, :ptr[r + 1] - ptr[r]] = count[q]
+    gp, tr, tc = arrays["group_ptr"], arrays["term_rate"], arrays["term_coef"]
+    if np.diff(gp).max(initial=0) > 2:
+        raise RuntimeError("a rate pair with more than two rates: the compiled burner sums at most two per pair")
+    ng = gp.size - 1
+    pair_a, pair_b = np.zeros(ng, np.int64), np.full(ng, nr, np.int64)   # flux[nr] is zero
+    pair_ca, pair_cb = np.zeros(ng), np.zeros(ng)
+    for g in range(ng):
+        pair_a[g], pair_ca[g] = tr[gp[g]], tc[gp[g]]
+        if gp[g + 1] - gp[g] == 2:
+            pair_b[g], pair_cb[g] = tr[gp[g] + 1], tc[gp[g] + 1]
+    bp, bq = arrays["base_pair_ptr"], arrays["base_pair"]
+    if np.diff(bp).max(initial=0) > 3:
+        raise RuntimeError("a rate screened by more than three pairs: the compiled burner takes at most three")
+    base_pair3 = np.full((bp.size - 1, 3), -1, np.int64)
+    for b in range(bp.size - 1):
+        base_pair3[b, :bp[b + 1] - bp[b]] = bq[bp[b]:bp[b + 1]]
+    kind, arg = arrays["kind"], arrays["arg"]
+    arrays.update(react3=react3, count3=count3, pair_a=pair_a, pair_b=pair_b, pair_ca=pair_ca, pair_cb=pair_cb,
+                  base_pair3=base_pair3, base_r=np.flatnonzero(kind == _BASE), base_a=arg[kind == _BASE],
+                  weak_r=np.flatnonzero(kind == _WEAK), weak_a=arg[kind == _WEAK],
+                  approx_r=np.flatnonzero(kind > _WEAK))
     return KernelData(*[np.ascontiguousarray(arrays[f]) for f in KernelData._fields])
 
 
@@ -617,74 +654,90 @@ if numba is not None:
                 log_scor[p] = np.exp(h)   # the screening factor itself
             for b in range(nb):
                 x = base[b]
-                for q in range(D.base_pair_ptr[b], D.base_pair_ptr[b + 1]):
-                    x *= log_scor[D.base_pair[q]]
+                p = D.base_pair3[b, 0]
+                if p >= 0:
+                    x *= log_scor[p]
+                    p = D.base_pair3[b, 1]
+                    if p >= 0:
+                        x *= log_scor[p]
+                        p = D.base_pair3[b, 2]
+                        if p >= 0:
+                            x *= log_scor[p]
                 kb[b] = x
         else:
             for b in range(nb):
                 kb[b] = base[b]
         ok = True
         nu_loss = 0.0
-        nw = D.weak_nrho.size
-        if nw > 0:
+        for q in range(D.base_r.size):
+            k[D.base_r[q]] = kb[D.base_a[q]]
+        if D.weak_r.size > 0:
             logrhoy = np.log10(rho * ye)
-        for r in range(D.kind.size):
+        for q in range(D.weak_r.size):
+            r = D.weak_r[q]
+            a = D.weak_a[q]
+            nrho = D.weak_nrho[a]
+            rhoy = D.weak_rhoy[a]
+            if not weak_ok or logrhoy < rhoy[0] or logrhoy > rhoy[nrho - 1]:
+                ok = False
+                k[r] = np.nan
+                continue
+            i = _table_index(rhoy, nrho, logrhoy)
+            x = logrhoy - rhoy[i]
+            k[r] = np.exp(_LN10 * (wk[a, i, 0] + wk[a, i, 1] * x))
+            nu_loss += N_A * Y[D.weak_nuc[a]] * np.exp(_LN10 * (wk[a, i, 2] + wk[a, i, 3] * x))
+        for q in range(D.approx_r.size):
+            r = D.approx_r[q]
             kind = D.kind[r]
-            a = D.arg[r]
-            if kind == _BASE:
-                k[r] = kb[a]
-            elif kind == _WEAK:
-                nrho = D.weak_nrho[a]
-                rhoy = D.weak_rhoy[a]
-                if not weak_ok or logrhoy < rhoy[0] or logrhoy > rhoy[nrho - 1]:
-                    ok = False
-                    k[r] = np.nan
-                    continue
-                i = _table_index(rhoy, nrho, logrhoy)
-                x = logrhoy - rhoy[i]
-                k[r] = np.exp(_LN10 * (wk[a, i, 0] + wk[a, i, 1] * x))
-                nu_loss += N_A * Y[D.weak_nuc[a]] * np.exp(_LN10 * (wk[a, i, 2] + wk[a, i, 3] * x))
-            else:
-                c = D.approx[a]
-                if kind == _APPG_F or kind == _APPG_R:
-                    r_pg = kb[c[2]]
-                    r_pa = kb[c[3]]
-                    r_pY = kb[c[4]] if c[4] >= 0 else 0.0
-                    if kind == _APPG_F:
-                        k[r] = kb[c[0]] + kb[c[1]] * r_pg / (r_pg + r_pa + r_pY)
-                    else:
-                        k[r] = kb[c[0]] + r_pa * kb[c[1]] / (r_pg + r_pa + r_pY)
+            c = D.approx[D.arg[r]]
+            if kind == _APPG_F or kind == _APPG_R:
+                r_pg = kb[c[2]]
+                r_pa = kb[c[3]]
+                r_pY = kb[c[4]] if c[4] >= 0 else 0.0
+                if kind == _APPG_F:
+                    k[r] = kb[c[0]] + kb[c[1]] * r_pg / (r_pg + r_pa + r_pY)
                 else:
-                    Yn = Y[int(D.consts[5])]
-                    if kind == _NNG_F:
-                        k[r] = 2.0 * kb[c[0]] * kb[c[1]] / (rho * Yn * kb[c[1]] + kb[c[2]])
-                    else:
-                        k[r] = kb[c[0]] * kb[c[1]] / (rho * Yn * kb[c[2]] + kb[c[0]])
+                    k[r] = kb[c[0]] + r_pa * kb[c[1]] / (r_pg + r_pa + r_pY)
+            else:
+                Yn = Y[int(D.consts[5])]
+                if kind == _NNG_F:
+                    k[r] = 2.0 * kb[c[0]] * kb[c[1]] / (rho * Yn * kb[c[1]] + kb[c[2]])
+                else:
+                    k[r] = kb[c[0]] * kb[c[1]] / (rho * Yn * kb[c[2]] + kb[c[0]])
         return ye, nu_loss, ok
 
     @_njit
+    def _power(y, c):
+        if c == 1:
+            return y
+        if c == 2:
+            return y**2
+        return y**c
+
+    @_njit
     def _ydot(Y, ye, k, D, cf, f, flux):
-        """dY/dt into f[:n], as pynucastro's ydot_eq evaluates it (flux = prefactor rho^d Ye Y.. rate,
-        summed per nucleus over rate pairs, each pair first)."""
-        for r in range(D.kind.size):
+        """dY/dt into f[:n], as pynucastro's ydot_eq evaluates it: flux = prefactor rho^d (Ye) Y_a^c_a ..
+        rate, the reactants in pynucastro's order; per nucleus a sum over rate pairs, each pair's
+        (at most two) terms first. flux has one more entry than rates, zero: the second term of a
+        pair of one rate (x + 0.0 is x, and x * 1.0 is x: the same arithmetic as the generated code)."""
+        nr = D.kind.size
+        for r in range(nr):
             x = cf[r] * ye if D.ye_weight[r] else cf[r]
-            for q in range(D.react_ptr[r], D.react_ptr[r + 1]):
-                y = Y[D.react[q]]
-                c = D.react_count[q]
-                if c == 1:
-                    x *= y
-                elif c == 2:
-                    x *= y**2
-                else:
-                    x *= y**c
+            a = D.react3[r, 0]
+            if a >= 0:
+                x *= _power(Y[a], D.count3[r, 0])
+                b = D.react3[r, 1]
+                if b >= 0:
+                    x *= _power(Y[b], D.count3[r, 1])
+                    c = D.react3[r, 2]
+                    if c >= 0:
+                        x *= _power(Y[c], D.count3[r, 2])
             flux[r] = x * k[r]
+        flux[nr] = 0.0
         for i in range(Y.size):
             s = 0.0
             for g in range(D.nuc_group_ptr[i], D.nuc_group_ptr[i + 1]):
-                pair = 0.0
-                for q in range(D.group_ptr[g], D.group_ptr[g + 1]):
-                    pair += D.term_coef[q] * flux[D.term_rate[q]]
-                s += pair
+                s += D.pair_ca[g] * flux[D.pair_a[g]] + D.pair_cb[g] * flux[D.pair_b[g]]
             f[i] = s
 
     @_njit
@@ -727,7 +780,7 @@ if numba is not None:
 
     @_njit
     def _jac(z, rho, T, base, D, screened, C, J):
-        pc, cf, wk, weak_ok, log_scor, kb, k, flux = C
+        pc, cf, wk, weak_ok, log_scor, kb, k, _ = C
         n = z.size - 1
         Y = z[:n]
         ye, _, ok = _rates(Y, rho, T, base, D, screened, pc, wk, weak_ok, log_scor, kb, k)
@@ -792,8 +845,9 @@ if numba is not None:
                 Dd[i, c] = tmp[i, c]
 
     @_njit
-    def _lu_factor(J, c, order, LU, piv):
-        """LU of (I - c J) in the elimination ``order``, threshold partial pivoting, zero multipliers skipped."""
+    def _lu_factor(J, c, order, LU, piv, cols):
+        """LU of (I - c J) in the elimination ``order``, threshold partial pivoting, zero multipliers and
+        the pivot row's zeros skipped (cols: work, m integers)."""
         m = J.shape[0]
         for i in range(m):
             oi = order[i]
@@ -818,12 +872,18 @@ if numba is not None:
             p = LU[kk, kk]
             if p == 0.0:
                 continue
+            nz = 0
+            for j in range(kk + 1, m):   # the pivot row's nonzeros: the row updates touch only these
+                if LU[kk, j] != 0.0:
+                    cols[nz] = j
+                    nz += 1
             for i in range(kk + 1, m):
                 lo = LU[i, kk]
                 if lo != 0.0:
                     lo /= p
                     LU[i, kk] = lo
-                    for j in range(kk + 1, m):
+                    for q in range(nz):
+                        j = cols[q]
                         LU[i, j] -= lo * LU[kk, j]
 
     @_njit
@@ -875,14 +935,14 @@ if numba is not None:
             x[order[i]] = w[i]
 
     @_njit
-    def _burn_cell(z0, rho, T, base, D, screened, times, rtol, atol, max_steps, out, eps_nu_out, ws):
+    def _burn_cell(z0, rho, T, base, D, screened, times, rtol, atol, max_steps, out, eps_nu_out, C, ws):
         """Integrate one cell from t = 0 to times[-1] with scipy's BDF; the state at every ``times``
         into ``out`` (len(times), m) and the weak-neutrino loss rate there into ``eps_nu_out``.
 
         Returns (status, nfev, njev, nlu, steps): status as :data:`CELL_STATUS`.
         """
-        (pc, log_scor, kb, k, flux, f, f0, y, y_new, y_predict, d, dy, scale, psi, rhs, w, Dd, tmpD, J, LU, piv,
-         Lp, Li, Lv, Up, Ui, Uv, dinv) = ws
+        (f, f0, y, y_new, y_predict, d, dy, scale, psi, rhs, w, Dd, tmpD, J, LU, piv, Lp, Li, Lv, Up, Ui, Uv,
+         dinv) = ws
         m = z0.size
         order_elim = D.order
         nfev = 0
@@ -976,7 +1036,7 @@ if numba is not None:
                 table_left = False
                 while not converged:
                     if not lu_ok:
-                        _lu_factor(J, cc, order_elim, LU, piv)
+                        _lu_factor(J, cc, order_elim, LU, piv, Lp)   # Lp: work until _lu_compress fills it
                         _lu_compress(LU, Lp, Li, Lv, Up, Ui, Uv, dinv)
                         nlu += 1
                         lu_ok = True
@@ -1108,19 +1168,17 @@ if numba is not None:
                          njev, nlu, steps):
         """Loop of _burn_cell over cells (the rows of z0, rho, T, base)."""
         N, m = z0.shape
-        npairs = max(D.pairs.shape[0], 1)
-        ws = (np.zeros((npairs, 4)), np.zeros(npairs), np.zeros(base.shape[1]), np.zeros(D.kind.size),
-              np.zeros(D.kind.size), np.zeros(m),
-              np.zeros(m),
-              np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m),
-              np.zeros(m), np.zeros(m), np.zeros((_MAX_ORDER + 3, m)), np.zeros((_MAX_ORDER + 1, m)),
+        pc, cf, wk, log_scor, kb, k, flux = _constant_arrays(D, base.shape[1])
+        ws = (np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m),
+              np.zeros(m), np.zeros(m), np.zeros(m), np.zeros((_MAX_ORDER + 3, m)), np.zeros((_MAX_ORDER + 1, m)),
               np.zeros((m, m)), np.zeros((m, m)), np.zeros(m, np.int64),
               np.zeros(m + 1, np.int64), np.zeros(m * m, np.int64), np.zeros(m * m), np.zeros(m + 1, np.int64),
               np.zeros(m * m, np.int64), np.zeros(m * m), np.zeros(m))
         for cell in range(N):
-            _pair_constants(T[cell], D, ws[0])
+            weak_ok = _burn_constants(T[cell], rho[cell], D, pc, cf, wk)
+            C = (pc, cf, wk, weak_ok, log_scor, kb, k, flux)
             code, nf, nj, nl, ns = _burn_cell(z0[cell], rho[cell], T[cell], base[cell], D, screened, times, rtol,
-                                              atol[cell], max_steps, out[cell], eps_nu[cell], ws)
+                                              atol[cell], max_steps, out[cell], eps_nu[cell], C, ws)
             status[cell] = code
             nfev[cell] = nf
             njev[cell] = nj
@@ -1128,26 +1186,32 @@ if numba is not None:
             steps[cell] = ns
 
     @_njit
-    def _kernel_rhs(Y, rho, T, base, D, screened):
+    def _constant_arrays(D, n_base):
+        """Arrays of a burn's constants and rate work: pc, cf, wk, log_scor, kb, k, flux."""
         npairs = max(D.pairs.shape[0], 1)
+        return (np.zeros((npairs, 4)), np.zeros(D.kind.size), np.zeros((D.weak_nrho.size, D.weak_rhoy.shape[1], 4)),
+                np.zeros(npairs), np.zeros(n_base), np.zeros(D.kind.size), np.zeros(D.kind.size + 1))
+
+    @_njit
+    def _one_cell_constants(rho, T, base, D):
+        pc, cf, wk, log_scor, kb, k, flux = _constant_arrays(D, base.size)
+        weak_ok = _burn_constants(T, rho, D, pc, cf, wk)
+        return (pc, cf, wk, weak_ok, log_scor, kb, k, flux)
+
+    @_njit
+    def _kernel_rhs(Y, rho, T, base, D, screened):
         z = np.zeros(Y.size + 1)
         z[:Y.size] = Y
         f = np.zeros(Y.size + 1)
-        pc = np.zeros((npairs, 4))
-        _pair_constants(T, D, pc)
-        ok = _fun(z, rho, T, base, D, screened, pc, np.zeros(npairs), np.zeros(base.size), np.zeros(D.kind.size),
-                  np.zeros(D.kind.size), f)
+        ok = _fun(z, rho, T, base, D, screened, _one_cell_constants(rho, T, base, D), f)
         return f, ok
 
     @_njit
     def _kernel_jacobian(Y, rho, T, base, D, screened):
-        npairs = max(D.pairs.shape[0], 1)
         z = np.zeros(Y.size + 1)
         z[:Y.size] = Y
         J = np.zeros((Y.size + 1, Y.size + 1))
-        pc = np.zeros((npairs, 4))
-        _pair_constants(T, D, pc)
-        ok = _jac(z, rho, T, base, D, screened, pc, np.zeros(npairs), np.zeros(base.size), np.zeros(D.kind.size), J)
+        ok = _jac(z, rho, T, base, D, screened, _one_cell_constants(rho, T, base, D), J)
         return J, ok
 
 
