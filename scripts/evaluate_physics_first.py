@@ -45,6 +45,27 @@ def table2_rows(tables, names):
     return "\n".join(lines)
 
 
+def _plot_table2(tables, path):
+    """Bars per region: % of test samples below 5 %, new / old / seed."""
+    from thermoemu.core.plotting import pyplot
+
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 5, figsize=(16, 3.6), sharey=True, constrained_layout=True)
+    x = np.arange(len(VARIABLES))
+    for r, ax in enumerate(axes):
+        for k, (name, color) in enumerate((("new", "tab:blue"), ("old", "tab:orange"))):
+            ax.bar(x - 0.27 + 0.27 * k, 100 * tables[name]["fraction_below"].sel(region=r, threshold=0.05).values, 0.27,
+                   label={"new": "physics-first (default)", "old": "OS25 design (os25-deeponet)"}[name], color=color)
+        ax.bar(x + 0.27, 100 * tables["new"]["seed"].sel(region=r, threshold=0.05).values, 0.27, label="seed 003",
+               color="0.6")
+        ax.set_xticks(x, VARIABLES, rotation=60, fontsize=8)
+        ax.set_title(f"region {r}")
+    axes[0].set_ylabel("% of test samples within 5 %")
+    axes[0].legend(fontsize=7, loc="lower left")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
 def cells_met(table):
     ours, seed = table["fraction_below"].values, table["seed"].values
     ok = np.isfinite(ours)
@@ -70,6 +91,7 @@ def main():
     summary = {"new": str(sets["new"].model_dir), "old": str(sets["old"].model_dir)}
     t0 = time.perf_counter()
     tables = {k: accuracy_table(e, catalogs) for k, e in sets.items()}
+    _plot_table2(tables, ROOT / "docs" / "figures" / "physics_first_table2.png")
     summary["table2"] = {k: {"cells_met": cells_met(t)[0], "cells": cells_met(t)[1], "trace_met_by_region": cells_met(t)[2],
                              "fraction_below": t["fraction_below"].values.round(4).tolist(),
                              "samples": t["samples"].values.tolist()} for k, t in tables.items()}
