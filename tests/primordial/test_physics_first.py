@@ -179,3 +179,22 @@ def test_default_emulator_changes_nothing_at_zero_or_vanishing_dt(region):
         res = emulator.step_arrays(n_H, x, dt)
         assert res.success.all()
         np.testing.assert_allclose(res.x, x, rtol=1e-12, atol=0)
+
+
+def test_physics_step_constants_are_recorded_and_a_mismatch_refused(residual_model, tmp_path):
+    import json
+    import shutil
+
+    from thermoemu.core.artifacts import ArtifactError
+    from thermoemu.primordial.physics_step import physics_constants
+
+    out, _ = residual_model
+    entry = json.loads((out / "manifest.json").read_text())["regions"]["1"]
+    assert entry["physics_step"] == physics_constants()
+    other = tmp_path / "other"
+    shutil.copytree(out, other)
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["regions"]["1"]["physics_step"]["PHYSICS_TRUST"] = 0.001
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="PHYSICS_TRUST = 0.001"):
+        Emulator(other)

@@ -44,7 +44,7 @@ import numpy as np
 from .closures import _expm_2x2, close_trace_species, relax_towards
 from .physics.network import as_cells, project_abundances
 
-__all__ = ["SLOW_INDICES", "PHYSICS_TRUST", "physics_step", "substep_fractions"]
+__all__ = ["SLOW_INDICES", "PHYSICS_TRUST", "physics_constants", "physics_step", "substep_fractions"]
 
 #: H, H2, e-, H+ and T in network order: the variables the step integrates.
 SLOW_INDICES = (0, 1, 2, 3, 6)
@@ -65,6 +65,14 @@ PHYSICS_TRUST = 0.1
 GENTLE_MIN_ABUNDANCE = 1e-8
 #: Smallest abundance kept by a substep (as the emulators' log floor).
 _FLOOR = 1e-40
+
+
+def physics_constants():
+    """The constants that decide the physics step and where a residual net is applied (recorded in a
+    physics-first model's artifact and checked when it is loaded)."""
+    return {"PHYSICS_TRUST": PHYSICS_TRUST, "GENTLE_CHANGE_DEX": GENTLE_CHANGE_DEX,
+            "GENTLE_MIN_ABUNDANCE": GENTLE_MIN_ABUNDANCE, "MIN_TEMPERATURE_RATIO": MIN_TEMPERATURE_RATIO,
+            "TRACE_REEVALUATE": TRACE_REEVALUATE}
 
 
 def _balance(x, f, J):

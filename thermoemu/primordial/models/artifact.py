@@ -24,6 +24,7 @@ from ...core.artifacts import MANIFEST, ArtifactError, load_weights
 from ...core.artifacts import read_manifest as _read_manifest
 from ...core.emulator import resolve_model
 from ...core.files import file_sha256, package_version, write_json_atomic
+from ..physics_step import physics_constants
 from .features import Scaling
 from .nets import NetConfig
 from .region import RegionModel
@@ -133,6 +134,13 @@ def load_model_set(model="default", *, network, device="cpu"):
                 metadata={k: v for k, v in entry.items() if k not in ("predictor", "timescale")})
         except (KeyError, TypeError, ValueError) as err:
             raise ArtifactError(f"{model_dir / MANIFEST}: region {key} entry is incomplete or invalid ({err!r})") from err
+        recorded = entry.get("physics_step")  # physics-first sets trained since it was recorded
+        if recorded is not None and recorded != physics_constants():
+            changed = sorted(k for k in set(recorded) | set(physics_constants())
+                             if recorded.get(k) != physics_constants().get(k))
+            raise ArtifactError(f"{model_dir}: region {key} was trained with other physics-step constants "
+                                f"({', '.join(f'{k} = {recorded.get(k)!r}' for k in changed)}; this package has "
+                                f"{', '.join(f'{k} = {physics_constants().get(k)!r}' for k in changed)}); retrain it")
         tensors = load_weights(model_dir / entry["file"], entry["sha256"])
         try:
             model_region.load_tensors(tensors)

@@ -25,7 +25,7 @@ from ...core.training import TrainSettings, change_weighted_mse, fit, mse, torch
 from ..catalog import dt_max_over_t_ff, timescale_eps
 from ..closures import close_trace_species
 from ..physics.network import default_network, free_fall_time
-from ..physics_step import PHYSICS_TRUST, physics_step
+from ..physics_step import PHYSICS_TRUST, physics_constants, physics_step
 from .artifact import save_region
 from .features import (
     VARIABLES,
@@ -286,5 +286,6 @@ def _train_residual(spec, index, region, network, train, valid, out, predictor, 
                # the same loss with no correction: what the physics step and closures alone give
                "physics_only_validation_loss": float(np.abs(vy).mean(axis=0).sum()),
                "device": str(device), "parameters": model.n_parameters()}
-    save_region(out, model.to("cpu"), network=network, metadata=_metadata(index, settings, metrics))
+    save_region(out, model.to("cpu"), network=network,
+                metadata={**_metadata(index, settings, metrics), "physics_step": physics_constants()})
     return model
