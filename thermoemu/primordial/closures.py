@@ -31,7 +31,7 @@ import numpy as np
 
 from .physics.network import as_cells
 
-__all__ = ["TRACE_INDICES", "close_trace_species", "relax_towards", "trace_equilibrium"]
+__all__ = ["TRACE_INDICES", "balance_from", "close_trace_species", "relax_towards", "trace_equilibrium"]
 
 #: H- and H2+ in network order.
 TRACE_INDICES = (4, 5)
@@ -83,13 +83,21 @@ def trace_equilibrium(network, cells, x):
     else:
         f, J = network.rhs_and_jacobian(x, cell)
     i, j = TRACE_INDICES
+    return np.stack(balance_from(x, f, J)), np.stack([np.stack([J[i, i], J[i, j]]), np.stack([J[j, i], J[j, j]])])
+
+
+def balance_from(x, f, J):
+    """y* of H- and H2+ from the right-hand side ``f`` (7, N) and Jacobian ``J`` (7, 7, N) at ``x``:
+    ``y - J_tt^-1 f_t`` (one Newton step of the trace balance), floored at 0; x's values where J_tt
+    is singular. Returns (y*(H-), y*(H2+))."""
+    i, j = TRACE_INDICES
     a, b, c, d = J[i, i], J[i, j], J[j, i], J[j, j]
     det = a * d - b * c
     safe = np.where(det != 0, det, 1.0)
-    # y* = y - J^-1 f with J^-1 = [[d, -b], [-c, a]] / det
-    y_star = np.stack([x[i] - (d * f[i] - b * f[j]) / safe, x[j] - (-c * f[i] + a * f[j]) / safe])
-    y_star = np.where(det != 0, np.maximum(y_star, 0.0), x[[i, j]])
-    return y_star, np.stack([np.stack([a, b]), np.stack([c, d])])
+    # J_tt^-1 = [[d, -b], [-c, a]] / det
+    y_i = np.maximum(x[i] - (d * f[i] - b * f[j]) / safe, 0.0)
+    y_j = np.maximum(x[j] - (-c * f[i] + a * f[j]) / safe, 0.0)
+    return np.where(det != 0, y_i, x[i]), np.where(det != 0, y_j, x[j])
 
 
 def close_trace_species(network, cells, x_end, x_start, dt):

@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .closures import _expm_2x2, close_trace_species, relax_towards
+from .closures import _expm_2x2, balance_from, close_trace_species, relax_towards
 from .physics.network import as_cells, project_abundances
 
 __all__ = ["SLOW_INDICES", "PHYSICS_TRUST", "physics_constants", "physics_step", "substep_fractions"]
@@ -75,23 +75,13 @@ def physics_constants():
             "TRACE_REEVALUATE": TRACE_REEVALUATE}
 
 
-def _balance(x, f, J):
-    """y* of H- and H2+ from f and J at x (as closures.trace_equilibrium), x's values where J_tt is singular."""
-    a, b, c, d = J[4, 4], J[4, 5], J[5, 4], J[5, 5]
-    det = a * d - b * c
-    safe = np.where(det != 0, det, 1.0)
-    y4 = np.maximum(x[4] - (d * f[4] - b * f[5]) / safe, 0.0)
-    y5 = np.maximum(x[5] - (-c * f[4] + a * f[5]) / safe, 0.0)
-    return np.where(det != 0, y4, x[4]), np.where(det != 0, y5, x[5])
-
-
 def _reduced_step(network, n_H, cell, x, h, return_rate=False):
     """One linearly implicit substep of the reduced system (module docstring, step 2); returns a new x
     (and, with ``return_rate``, the right-hand side at the start with the trace species balanced)."""
     x = x.copy()
     f, J = network.rhs_and_jacobian(x, cell)
     before = x[4:6].copy()
-    y4, y5 = _balance(x, f, J)
+    y4, y5 = balance_from(x, f, J)
     # relax towards the balance over h (frozen rates; the balance itself where h is many relaxation times)
     x[4], x[5] = relax_towards(before[0], before[1], y4, y5, *_expm_2x2(J[4, 4], J[4, 5], J[5, 4], J[5, 5], h))
     moved_charge = np.abs(x[4] - before[0]) + np.abs(x[5] - before[1])
@@ -123,7 +113,7 @@ def _reduced_step(network, n_H, cell, x, h, return_rate=False):
 def _balanced_rate(network, cell, x):
     """The right-hand side at x with H- and H2+ carried to their balance to first order."""
     f, J = network.rhs_and_jacobian(x, cell)
-    y4, y5 = _balance(x, f, J)
+    y4, y5 = balance_from(x, f, J)
     return f + J[:, 4] * (y4 - x[4]) + J[:, 5] * (y5 - x[5])
 
 
