@@ -8,12 +8,14 @@ core (torch and numba single-threaded):
   test states repeated): ``NNN.predict``, the array path ``ds.emu.step`` runs;
 * a seed-size NNN (seed 000: 1024, then 8 layers of 2048; random weights, the cost does not depend
   on them) over the same cells;
-* the mesa80 burn (BDF, rtol 1e-6, atol 1e-20; the catalog's settings) over ``--burn-cells`` states;
+* ``--model`` (a second NNN set, e.g. the hybrid one of issue 27) over the same cells, if given;
+* the mesa80 burn (the compiled burner, thermoemu/nuclear/implicit.py, the default since issue 27;
+  rtol 1e-6, atol 1e-20, the catalog's settings) over ``--burn-cells`` states;
 * the small22 burn over the same states (what stellar-evolution codes run today).
 
-Writes benchmarks/results/nnn.json. Seed 000 reports their NNN 20-34x faster than bbq with mesa80.
+Writes benchmarks/results/nnn-dt<dt>.json. Seed 000 reports their NNN 20-34x faster than bbq with mesa80.
 
-Run: python benchmarks/bench_nnn.py [--nnn-cells 4096] [--burn-cells 32]
+Run: python benchmarks/bench_nnn.py [--nnn-cells 4096] [--burn-cells 32] [--dt 0.1] [--model PATH]
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def _best(fn, repeat=3):
     return best
 
 
-def run(nnn_cells=4096, burn_cells=32, dt=0.1):
+def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None):
     torch.set_num_threads(1)
     mesa80 = load_network("mesa80")      # first use compiles (~6.5 CPU-min), later loads take seconds
     small22 = load_network("small22")
@@ -65,6 +67,11 @@ def run(nnn_cells=4096, burn_cells=32, dt=0.1):
     seed_size.scale.copy_(shipped.scale)
     t_shipped = _best(lambda: shipped.predict(T, rho, X))
     t_seed = _best(lambda: seed_size.predict(T, rho, X), repeat=2)
+    t_model = None
+    if model is not None:
+        other = load_nnn_set(model)[0][dt]
+        other.predict(T[:8], rho[:8], X[:8])
+        t_model = _best(lambda: other.predict(T, rho, X))
 
     n = min(burn_cells, len(T0))
     burn(mesa80, rho0[:1], T0[:1], X0[:1], dt)            # compile / load outside the timing
@@ -80,14 +87,17 @@ def run(nnn_cells=4096, burn_cells=32, dt=0.1):
 
     per = {"nnn_shipped": t_shipped / nnn_cells, "nnn_seed_size": t_seed / nnn_cells,
            "mesa80_burn": t_mesa80 / n, "small22_burn": t_small22 / n}
+    if t_model is not None:
+        per["nnn_model"] = t_model / nnn_cells
     result = {
         "machine": platform.processor() or platform.machine(), "cores_used": 1, "dt_s": dt,
+        "model": None if model is None else str(model),
         "nnn_cells": nnn_cells, "burn_cells": n, "mesa80_failed": int((~ref.success).sum()),
         "seconds_per_cell": per,
         "cells_per_second": {k: 1.0 / v for k, v in per.items()},
         "speedup_vs_mesa80": {k: per["mesa80_burn"] / v for k, v in per.items() if k != "mesa80_burn"},
     }
-    out = ROOT / "benchmarks" / "results" / "nnn.json"
+    out = ROOT / "benchmarks" / "results" / f"nnn-dt{dt:g}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     for k, v in per.items():
@@ -102,5 +112,6 @@ if __name__ == "__main__":
     p.add_argument("--nnn-cells", type=int, default=4096)
     p.add_argument("--burn-cells", type=int, default=32)
     p.add_argument("--dt", type=float, default=0.1)
+    p.add_argument("--model", default=None, help="a second NNN set to time (holding --dt)")
     a = p.parse_args()
-    run(a.nnn_cells, a.burn_cells, a.dt)
+    run(a.nnn_cells, a.burn_cells, a.dt, a.model)

@@ -49,6 +49,9 @@ def main(argv=None):
                    help="NNNConfig.log_inputs (our variant: ln X0 as inputs beside X0)")
     p.add_argument("--residual", action="store_true",
                    help="NNNConfig.residual (our variant: the net learns the change of ln X over dt)")
+    p.add_argument("--target", default="composition", choices=["composition", "change", "hybrid"],
+                   help="NNNConfig.target: the seed's end composition, or our asinh-scaled changes over dt")
+    p.add_argument("--activation", default="relu", choices=["relu", "silu"], help="NNNConfig.activation")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=str(default_nnn_dir()))
     p.add_argument("--checkpoints", default=str(ROOT / "results" / "nnn-default-checkpoints"),
@@ -72,7 +75,8 @@ def main(argv=None):
         t1 = time.perf_counter()
         layout = dict(layers=LAYERS, first_width=WIDTH, width=WIDTH, mass_loss_weight=a.mass_loss_weight,
                       energy_loss_weight=a.energy_loss_weight, residual=a.residual,
-                      log_inputs=a.log_inputs)  # n_isotopes from the catalogs
+                      log_inputs=a.log_inputs, target=a.target,
+                      activation=a.activation)  # n_isotopes from the catalogs
         entry = train_nnn(catalogs, dt, out, config=layout, settings=settings,
                           checkpoint_dir=a.checkpoints)
         timings[f"train_dt{dt:g}_s"] = round(time.perf_counter() - t1, 1)

@@ -59,6 +59,21 @@ def test_kernel_is_the_generated_rhs_and_jacobian(net, plain, screened):
         np.testing.assert_allclose(J, J_ref, rtol=0, atol=1e-13 * np.abs(J_ref).max())
 
 
+def test_kernel_rhs_over_cells_is_the_one_cell_rhs(net):
+    """kernel_rhs_cells (the evaluation's persistence eps_nu) equals kernel_rhs cell by cell; a cell
+    outside the weak tables is flagged and NaN, not raised."""
+    kernel = load_burner_kernel(net)
+    rng = np.random.default_rng(7)
+    n = len(net.isotopes)
+    X = rng.dirichlet(np.full(n, 0.3), size=6)
+    T, rho = 10 ** rng.uniform(9.2, 9.9, 6), 10 ** rng.uniform(7, 9, 6)
+    T[-1] = 1e12  # above every weak-rate table
+    out, ok = implicit.kernel_rhs_cells(kernel, X / net.A, rho, T)
+    assert ok.tolist() == [True] * 5 + [False] and np.isnan(out[-1]).all()
+    for i in range(5):
+        np.testing.assert_array_equal(out[i], implicit.kernel_rhs(kernel, X[i] / net.A, rho[i], T[i]))
+
+
 @pytest.mark.parametrize("T, rho", [(3e9, 1e7), (4.5e9, 1e8), (6e9, 1e9)])
 def test_compiled_burner_agrees_with_scipy_bdf(net, T, rho):
     """Same method, same tolerances: X, Ye, e_nuc and eps_nu at every output time within a few rtol."""

@@ -5,7 +5,10 @@ docs/nuclear.md (its first compile takes minutes and ~5 GB, too much for CI).
 """
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import pytest
+import xarray as xr
 
 pytest.importorskip("pynucastro")
 
@@ -142,7 +145,7 @@ def _tiny_spec(**sampling):
 
 def test_shipped_nuclear_specs_validate():
     from thermoemu.core.spec import load_spec
-    for name in ("si-mesa80", "si-mesa80-test", "si-mesa80-smallnet"):
+    for name in ("si-mesa80", "si-mesa80-test", "si-mesa80-smallnet", "si-mesa80-trajectory"):
         spec = load_spec(name)
         assert spec.raw["timestep"]["values"] == [10.0**k for k in range(-6, 3)]
         assert spec.raw["sampling"]["log10_temperature"] == [9.2, 9.9]
@@ -155,6 +158,7 @@ def test_shipped_nuclear_specs_validate():
     (lambda r: r["timestep"].update(values=[1.0, 0.1]), "timestep.values"),
     (lambda r: r["timestep"].update(law="log1p_uniform"), "timestep.law"),
     (lambda r: r.update(solver={"rtol": 2.0}), "solver.rtol"),
+    (lambda r: r["sampling"]["composition"].update(preburn=[10.0, 1.0]), "sampling.composition.preburn"),
 ])
 def test_nuclear_spec_errors_name_the_key(change, match):
     from thermoemu.core.spec import SpecError, validate_spec
@@ -162,6 +166,26 @@ def test_nuclear_spec_errors_name_the_key(change, match):
     change(raw)
     with pytest.raises(SpecError, match=match):
         validate_spec(raw)
+
+
+def test_trajectory_states_are_the_drawn_states_burned_for_their_preburn_time(small22, dask_client, tmp_path):
+    """sampling.composition.preburn: each initial state is its drawn composition burned for the recorded
+    time (a direct burn agrees), the times lie on the log grid inside the range, and the states then burn on."""
+    from thermoemu.core.catalog import build_catalog, open_catalog
+    from thermoemu.nuclear.burner import burn_times
+    spec = _tiny_spec(preburn=[1e-5, 1e-2])
+    build_catalog(spec, tmp_path / "cat", client=dask_client, progress=False)
+    with open_catalog(tmp_path / "cat") as lazy:
+        cat = lazy.load()
+    t = cat["preburn_s"].values
+    assert ((t >= 1e-5 * (1 - 1e-12)) & (t <= 1e-2 * (1 + 1e-12))).all() and len(np.unique(t)) > 1
+    X_drawn, X0 = cat["drawn_mass_fraction"].values, cat["initial_mass_fraction"].values
+    assert not np.allclose(X0, X_drawn)
+    for i in range(len(t)):
+        ref = burn_times(small22, cat["density"].values[i:i + 1], cat["temperature"].values[i:i + 1],
+                         X_drawn[i:i + 1], np.array([t[i]]))
+        np.testing.assert_allclose(X0[i], ref.mass_fraction[0, 0], rtol=1e-4, atol=1e-12)
+    np.testing.assert_allclose(cat["initial_ye"].values, X0 @ (small22.Z / small22.A), rtol=1e-12)
 
 
 def test_nuclear_sampling_respects_ye_and_is_reproducible(small22):
@@ -290,19 +314,35 @@ def test_nuclear_evaluation_against_the_same_network_is_exact(nnn_catalog, tmp_p
     """With the catalog itself built by small22, the 'small net' must reproduce it exactly; the
     NNN errors are finite and the table and plot are written."""
     from thermoemu.nuclear.nnn import train_nnn
-    from thermoemu.nuclear.evaluate import evaluate_nuclear, format_nuclear_table, plot_nuclear_evaluation
+    from thermoemu.nuclear.evaluate import (evaluate_nuclear, format_nuclear_table, format_persistence_table,
+                                            goals_met, plot_nuclear_evaluation)
     epochs = {dt: train_nnn(nnn_catalog, dt, tmp_path / "nnn", config=_small_nnn(22),
                             settings=_fast_settings(max_epochs=5 if dt < 0.01 else 7), progress=False,
                             fractions=SPLIT)["metrics"]["epochs"] for dt in (1e-3, 0.1)}
     assert epochs == {1e-3: 5, 0.1: 7}  # separate checkpoints per dt (0.001 and 0.1 once collided)
-    ds = evaluate_nuclear(tmp_path / "nnn", nnn_catalog)
+    ds = evaluate_nuclear(tmp_path / "nnn", nnn_catalog, compare=tmp_path / "nnn")
     assert ds["dt"].values.tolist() == [1e-3, 0.1]
+    assert ds["model"].values.tolist() == ["nnn", "compare", "small22", "persistence"]
     small = ds["error"].sel(model="small22")
     assert small.shape == (2, 4) and float(small.max()) < 1e-6
     nnn = ds["error"].sel(model="nnn")
     assert np.isfinite(nnn).all() and float(nnn.min()) > 0
+    xr.testing.assert_equal(nnn.drop_vars("model"), ds["error"].sel(model="compare").drop_vars("model"))
+    # persistence: X = X0 and e_nuc = 0, so its normalized e_nuc error is exactly 1; it never beats itself
+    persistence = ds["error"].sel(model="persistence")
+    np.testing.assert_allclose(persistence.sel(metric="e_nuc"), 1.0, rtol=1e-12)
+    assert float(ds["beats_persistence"].sel(model="persistence").max()) == 0.0
+    # the exact small net beats it wherever anything changes, and its change in Ye is exact
+    assert float(ds["beats_persistence"].sel(model="small22", quantity="composition").min()) > 0.9
+    assert (ds["ye_change_states"] > 0).all()
+    assert float(ds["ye_change_error"].sel(model="small22").max()) < 1e-6
+    np.testing.assert_allclose(ds["ye_change_error"].sel(model="persistence"), 1.0)
     table = format_nuclear_table(ds)
     assert table.count("\n") == 3 and "| 0.1 |" in table
+    persistence_table = format_persistence_table(ds)
+    assert persistence_table.count("\n") == 1 + 2 * 4 and "| 0.1 | persistence |" in persistence_table
+    assert set(goals_met(ds)) == {"ye_max", "ye_improvement", "e_nuc_improvement", "beats_persistence",
+                                  "never_much_worse", "ye_change_median", "ye_change_p99"}
     plot_nuclear_evaluation(ds, tmp_path / "eval.png")
     assert (tmp_path / "eval.png").stat().st_size > 1000
 
@@ -458,6 +498,62 @@ def test_log_input_nnn_sees_log_abundances_and_round_trips(nnn_catalog, tmp_path
     _, arrays, _ = _catalog_arrays([nnn_catalog], 0.1, SPLIT)
     assert evaluate_arrays(models[0.1], arrays["test"]) == pytest.approx(
         {k: entry["metrics"][k] for k in ("mean_abs_dX", "mean_rel_e_nuc", "mean_rel_eps_nu")}, rel=1e-6)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), shift=st.floats(-1e-3, 1e-3), noise=st.floats(0.0, 0.05))
+def test_projection_sums_to_one_is_non_negative_and_hits_ye(small22, seed, shift, noise):
+    """project_composition: any perturbed composition comes back on sum X = 1, X >= 0 and the asked Ye."""
+    from thermoemu.nuclear.nnn import project_composition
+    rng = np.random.default_rng(seed)
+    z_over_a = small22.Z / small22.A
+    X0 = rng.dirichlet(np.full(len(z_over_a), 0.3), size=5)
+    ye = X0 @ z_over_a + shift
+    X = project_composition(X0 + noise * rng.normal(size=X0.shape), z_over_a, ye)
+    assert (X >= 0).all()
+    np.testing.assert_allclose(X.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(X @ z_over_a, ye, rtol=0, atol=1e-9)
+
+
+@pytest.mark.parametrize("target", ["change", "hybrid"])
+def test_residual_nnn_with_a_zero_correction_is_nothing_changes(target):
+    """The issue-27 designs: a zero output predicts X(dt) = X0 (to round-off) and e_nuc = 0, so the
+    net learns only the change."""
+    import torch
+
+    from thermoemu.nuclear.nnn import NNN, NNNConfig
+    model = NNN(NNNConfig(4, layers=2, first_width=8, width=8, target=target))
+    model.z_over_a.copy_(torch.tensor([1.0, 0.5, 0.5, 26 / 56], dtype=torch.float64))
+    if target == "hybrid":
+        model.gate.fill_(1e-3)
+    with torch.no_grad():
+        model.out.weight.zero_()
+        model.out.bias.zero_()
+    X0 = np.array([[0.0, 0.6, 0.3, 0.1], [1e-9, 0.2, 0.0, 0.8 - 1e-9]])
+    X, e_nuc, eps_nu = model.predict(np.array([3e9, 5e9]), np.array([1e7, 1e8]), X0)
+    np.testing.assert_allclose(X, X0, rtol=0, atol=1e-15)
+    assert (e_nuc == 0).all() and (eps_nu == 0).all()
+
+
+def test_hybrid_nnn_trains_chooses_its_gate_and_round_trips(nnn_catalog, tmp_path):
+    from thermoemu.nuclear.nnn import (GATE_CANDIDATES, NNNConfig, _catalog_arrays, evaluate_arrays, load_nnn_set,
+                                       train_nnn)
+    config = NNNConfig(22, layers=3, first_width=48, width=96, target="hybrid", mass_loss_weight=10.0,
+                       energy_loss_weight=20.0)
+    entry = train_nnn(nnn_catalog, 0.1, tmp_path / "nnn", config=config, settings=_fast_settings(), progress=False,
+                      fractions=SPLIT)
+    assert entry["config"]["target"] == "hybrid"
+    history = np.array(entry["history"])
+    assert history[-1, 1] < history[0, 1]
+    models, _ = load_nnn_set(tmp_path / "nnn")
+    model = models[0.1]
+    assert float(model.gate) in GATE_CANDIDATES
+    _, arrays, _ = _catalog_arrays([nnn_catalog], 0.1, SPLIT)
+    assert evaluate_arrays(model, arrays["test"]) == pytest.approx(
+        {k: entry["metrics"][k] for k in ("mean_abs_dX", "mean_rel_e_nuc", "mean_rel_eps_nu")}, rel=1e-6)
+    X, _, _ = model.predict(10.0 ** arrays["test"][0], 10.0 ** arrays["test"][1], arrays["test"][2])
+    np.testing.assert_allclose(X.sum(axis=1), 1.0, atol=1e-12)
+    assert (X >= 0).all()
 
 
 def test_cli_train_nnn_passes_the_variants_and_the_lr_patience(nnn_catalog, tmp_path, capsys):

@@ -12,6 +12,7 @@ sampling and the shard contents::
         isotopes: network               # or small_net: only isotopes small22 and mesa80 share
         alpha: 0.2                      # Dirichlet concentration
         ye: [0.45, 0.5]                 # accepted open interval of Ye
+      preburn: [1.0e-6, 10.0]           # optional, s: start from a point on the state's own trajectory
     timestep: {law: list, values: [1.0e-6, 1.0e-5, ...]}   # s; every state is burned to each
     solver: {rtol: 1.0e-6, atol: 1.0e-20}   # method: compiled (default; scipy's BDF in numba) or BDF
 
@@ -19,7 +20,11 @@ sampling and the shard contents::
 per shard). Compositions are Dirichlet(alpha) draws over the chosen isotopes (free n and p start
 at zero: they are set by the burning within far less than the shortest dt), rejected unless
 ``ye[0] < Ye < ye[1]``; a small alpha gives sparse, varied mixtures, as a burning shell has a
-few dominant species. **Timesteps.** One integration per state to the longest dt, with the state
+few dominant species. **Trajectory states** (``preburn``, issue 27): each drawn composition is first
+burned at its (T, rho) for a time drawn log-uniformly from ``preburn`` [s], and the state reached is
+the sample's initial state: states a simulation hands a network, with free nucleons and light
+particles already at their quasi-equilibrium, rather than fresh random mixtures (the recorded
+``preburn_s`` and the draw's ``drawn_mass_fraction`` stay in the shard). Costs one more burn per state. **Timesteps.** One integration per state to the longest dt, with the state
 recorded at every listed dt (dense output), so the nine dt models of seed 000 share their states
 at the cost of one burn.
 """
@@ -65,7 +70,11 @@ def validate_spec(raw):
     check_range("sampling.log10_density", smp["log10_density"], 0.0, 11.0)
     comp = smp["composition"]
     check_type("sampling.composition", comp, dict)
-    check_keys("sampling.composition.", comp, {"isotopes", "alpha", "ye"}, ("ye",))
+    check_keys("sampling.composition.", comp, {"isotopes", "alpha", "ye", "preburn"}, ("ye",))
+    if "preburn" in comp:
+        check_range("sampling.composition.preburn", comp["preburn"], 1e-12, 1e4)
+        if not comp["preburn"][0] <= comp["preburn"][1]:
+            raise SpecError(f"sampling.composition.preburn: need min <= max, got {comp['preburn']}")
     comp.setdefault("isotopes", "network")
     if comp["isotopes"] not in _ISOTOPE_SETS:
         raise SpecError(f"sampling.composition.isotopes: {comp['isotopes']!r} (allowed: {', '.join(_ISOTOPE_SETS)})")
@@ -160,6 +169,10 @@ def build_shard(spec, shard, count, out):
     times = np.array(spec.raw["timestep"]["values"])
     solver = spec.raw["solver"]
     t0 = time.perf_counter()
+    preburn = spec.raw["sampling"]["composition"].get("preburn")
+    extra = {}
+    if preburn is not None:
+        X0, extra = _preburn(net, spec, shard, T, rho, X0, preburn, solver)
     res = burn_times(net, rho, T, X0, times, rtol=solver["rtol"], atol=solver["atol"], method=solver["method"])
     wall = time.perf_counter() - t0
     first_id = shard * spec.shard_size
@@ -180,6 +193,7 @@ def build_shard(spec, shard, count, out):
             "success": ("sample", res.success.astype(np.int8), flag_attrs(SUCCESS_FLAGS)),
             "status": ("sample", res.status, flag_attrs(BURN_STATUS)),
             "nfev": ("sample", res.nfev.astype(np.int32), {"long_name": "right-hand-side evaluations"}),
+            **extra,
         },
         coords={"sample": np.arange(first_id, first_id + count, dtype=np.int64),
                 "dt": ("dt", times, {"units": "s"}), "isotope": list(net.isotopes)},
@@ -191,6 +205,28 @@ def build_shard(spec, shard, count, out):
     return {"shard": shard, "file": path.name, "samples": count, "first_sample": first_id,
             "failed": int((~res.success).sum()), "sha256": file_sha256(path), "wall_s": wall,
             "median_nfev": float(np.median(res.nfev)), "ye_acceptance_rate": acceptance}
+
+
+#: Pre-burn times per decade of ``preburn`` (the times are drawn from this log-spaced grid, so that one
+#: burn per shard, with dense output, gives every state its own).
+PREBURN_PER_DECADE = 8
+
+
+def _preburn(net, spec, shard, T, rho, X_drawn, preburn, solver):
+    """Burn each drawn state for a time drawn log-uniformly from a grid over ``preburn`` [s] (a seed
+    stream of its own); returns the compositions reached and the shard variables that record the draw.
+    A state whose pre-burn fails keeps its drawn composition (recorded with preburn_s = 0)."""
+    rng = np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(shard, 1)))
+    lo, hi = np.log10(preburn[0]), np.log10(preburn[1])
+    grid = np.logspace(lo, hi, max(2, int(np.ceil((hi - lo) * PREBURN_PER_DECADE)) + 1)) if hi > lo else np.array([preburn[0]])
+    pick = rng.integers(0, grid.size, size=len(T))
+    res = burn_times(net, rho, T, X_drawn, grid, rtol=solver["rtol"], atol=solver["atol"], method=solver["method"])
+    cells = np.arange(len(T))
+    X0 = np.where(res.success[:, None], res.mass_fraction[cells, pick], X_drawn)
+    t_pre = np.where(res.success, grid[pick], 0.0)
+    return X0, {"preburn_s": ("sample", t_pre, {"units": "s", "long_name": "burn time before the initial state"}),
+                "drawn_mass_fraction": (("sample", "isotope"), X_drawn,
+                                        {"units": "1", "long_name": "composition drawn before the pre-burn"})}
 
 
 def provenance(spec):

@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - the nuclear extra brings numba
     numba = None
 
 __all__ = ["CELL_STATUS", "KERNEL_FORMAT", "KernelData", "base_rates", "build_kernel_arrays", "integrate_cells",
-           "kernel_data", "kernel_jacobian", "kernel_rhs"]
+           "kernel_data", "kernel_jacobian", "kernel_rhs", "kernel_rhs_cells"]
 
 #: Version of the kernel arrays; part of their cache file name.
 KERNEL_FORMAT = 3
@@ -1207,6 +1207,19 @@ if numba is not None:
         return f, ok
 
     @_njit
+    def _rhs_cells(Y, rho, T, base, D, screened, out, ok):
+        """dY/dt with the loss rate appended into out (N, n + 1), cell by cell (the rows of Y, rho, T, base)."""
+        N, n = Y.shape
+        pc, cf, wk, log_scor, kb, k, flux = _constant_arrays(D, base.shape[1])
+        z = np.zeros(n + 1)
+        for cell in range(N):
+            weak_ok = _burn_constants(T[cell], rho[cell], D, pc, cf, wk)
+            for i in range(n):
+                z[i] = Y[cell, i]
+            ok[cell] = weak_ok and _fun(z, rho[cell], T[cell], base[cell], D, screened,
+                                        (pc, cf, wk, weak_ok, log_scor, kb, k, flux), out[cell])
+
+    @_njit
     def _kernel_jacobian(Y, rho, T, base, D, screened):
         z = np.zeros(Y.size + 1)
         z[:Y.size] = Y
@@ -1253,6 +1266,27 @@ def kernel_rhs(kernel, Y, rho, T):
     if not ok:
         raise ValueError(f"rho Ye = {rho * kernel.ye(Y):.3e} g cm^-3 or T = {T:.3e} K is outside a weak-rate table")
     return f
+
+
+def kernel_rhs_cells(kernel, Y, rho, T):
+    """:func:`kernel_rhs` over cells: dY/dt with the loss rate appended, (N, isotopes + 1), and a flag per
+    cell (False: outside a weak-rate table; that row is NaN).
+
+    Parameters
+    ----------
+    Y : array_like (N, isotopes)
+        Molar abundances [mol g^-1].
+    rho, T : array_like (N,)
+        [g cm^-3], [K].
+    """
+    Y = np.ascontiguousarray(np.atleast_2d(Y), dtype=float)
+    rho = np.ascontiguousarray(np.broadcast_to(np.asarray(rho, float), Y.shape[:1]))
+    T = np.ascontiguousarray(np.broadcast_to(np.asarray(T, float), Y.shape[:1]))
+    out = np.zeros((Y.shape[0], Y.shape[1] + 1))
+    ok = np.zeros(Y.shape[0], dtype=np.bool_)
+    _rhs_cells(Y, rho, T, kernel.base_rates(T), kernel.data, kernel.screening, out, ok)
+    out[~ok] = np.nan
+    return out, ok
 
 
 def kernel_jacobian(kernel, Y, rho, T):

@@ -43,6 +43,18 @@ ENERGY_SCALE = 1e16
 LOG_X_FLOOR = 1e-30
 #: Offset under the logarithm of the residual variant's prior ln(X0 + floor).
 RESIDUAL_FLOOR = 1e-12
+#: Scales of the "change" target (our design): each change v is learned as asinh(v / scale) / CHANGE_DIVISOR,
+#: logarithmic above the scale and linear below, so a change of 1e-9 counts as much as one of 0.1
+#: (mass fractions [1], Ye [1], e_nuc [erg g^-1], eps_nu [erg g^-1 s^-1]).
+CHANGE_SCALES = {"mass_fraction": 1e-10, "ye": 1e-10, "e_nuc": 1e8, "eps_nu": 1e6}
+#: Divides the asinh-scaled targets so that they are of order one (asinh(1 / 1e-10) = 23.7).
+CHANGE_DIVISOR = 10.0
+#: Weight floor of the projection of a "change" prediction onto sum X = 1 and the predicted Ye.
+PROJECTION_FLOOR = 1e-8
+TARGETS = ("composition", "change", "hybrid")
+#: Gates a hybrid NNN may choose between (sum_i |dX_i| predicted by its change head); chosen on the validation split.
+GATE_CANDIDATES = (0.0, 1e-6, 1e-5, 1e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
+ACTIVATIONS = {"relu": nn.ReLU, "silu": nn.SiLU}
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,24 @@ class NNNConfig:
     ``log_inputs=True`` (our variant) feeds the net, beside X, the logarithmic abundances
     ``1 - ln(X + RESIDUAL_FLOOR) / ln(RESIDUAL_FLOOR)`` (0 for X = 0, 1 for X = 1): the outputs are
     logarithms, and a ReLU net reaches ln X of trace isotopes poorly from X alone.
+
+    ``target="change"`` (our design, issue 27; the seed's is ``"composition"``): the net predicts the
+    changes over dt, X - X0 per isotope, Ye - Ye0, and e_nuc and eps_nu, each as
+    ``asinh(v / CHANGE_SCALES[..]) / CHANGE_DIVISOR`` with an L1 loss, so that where little changes the
+    prediction is X0 plus a small learned change (a zero output is "nothing changes" exactly), and
+    small changes weigh as much as large ones; ``mass_loss_weight`` then adds sum_i |dX_i| in mass
+    fraction. The composition X0 + dX is projected onto sum X = 1 and onto the predicted Ye (the
+    smallest change weighted by X + PROJECTION_FLOOR, negative fractions clipped), so Ye comes from the
+    net's own Ye output, not from 80 summed errors.
+
+    ``target="hybrid"`` (our design, issue 27, shipped): both heads on one trunk, trained on the sum of
+    their losses (the mass weight on the composition head's). Where the change head predicts a small
+    change (sum_i |dX_i| below the ``gate`` chosen on the validation split at training), X and e_nuc
+    come from it, elsewhere from the composition head (logarithms of changes resolve small changes,
+    the end composition large ones); Ye always from the change head (the composition is projected
+    onto it); eps_nu from the composition head.
+
+    ``activation``: "relu" (seed) or "silu".
     """
 
     n_isotopes: int
@@ -72,8 +102,16 @@ class NNNConfig:
     mass_loss_weight: float = 0.0
     energy_loss_weight: float = 1.0
     log_inputs: bool = False
+    target: str = "composition"
+    activation: str = "relu"
 
     def __post_init__(self):
+        if self.target not in TARGETS:
+            raise ValueError(f"NNNConfig.target = {self.target!r}; choose one of {', '.join(TARGETS)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"NNNConfig.activation = {self.activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        if self.target == "change" and self.residual:
+            raise ValueError("NNNConfig.residual applies to target='composition' or 'hybrid' only")
         for name in ("n_isotopes", "layers", "first_width", "width"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"NNNConfig.{name} = {getattr(self, name)!r}; must be >= 1")
@@ -92,21 +130,46 @@ class NNN(nn.Module):
         n = config.n_isotopes
         widths = [config.first_width] + [config.width] * (config.layers - 1)
         layers, prev = [], n + 2 + (n if config.log_inputs else 0)
+        act = ACTIVATIONS[config.activation]
         for w in widths:
-            layers += [nn.Linear(prev, w), nn.ReLU()]
+            layers += [nn.Linear(prev, w), act()]
             prev = w
         self.hidden = nn.Sequential(*layers)
-        self.out = nn.Linear(prev, n + 2)
+        self.out = nn.Linear(prev, {"composition": n + 2, "change": n + 3, "hybrid": 2 * n + 5}[config.target])
         # input scaling of log10 T and log10 rho (set from the catalog, stored with the weights)
         self.register_buffer("shift", torch.zeros(2, dtype=torch.float64))
         self.register_buffer("scale", torch.ones(2, dtype=torch.float64))
+        if config.target != "composition":  # Z/A of the isotopes (the Ye of a composition), stored with the weights
+            self.register_buffer("z_over_a", torch.zeros(n, dtype=torch.float64))
+        if config.target == "hybrid":  # sum_i |dX_i| below which the change head answers (set at training)
+            self.register_buffer("gate", torch.zeros((), dtype=torch.float64))
+
+    def encode_targets(self, X0, raw):
+        """Training targets from the initial mass fractions X0 (N, n) and the catalog's outcome ``raw``
+        (N, n + 3): mass fractions after dt, Ye after dt, e_nuc [erg g^-1], eps_nu [erg g^-1 s^-1]."""
+        n = self.config.n_isotopes
+        X, ye, e, nu = raw[:, :n], raw[:, n], raw[:, n + 1], raw[:, n + 2]
+        composition = np.concatenate([np.log(np.maximum(X, LOG_X_FLOOR)), e[:, None] / ENERGY_SCALE,
+                                      nu[:, None] / ENERGY_SCALE], axis=1)
+        if self.config.target == "composition":
+            return composition
+        ye0 = X0 @ self.z_over_a.double().cpu().numpy()
+        c = CHANGE_SCALES
+        change = np.concatenate([np.arcsinh((X - X0) / c["mass_fraction"]), np.arcsinh((ye - ye0) / c["ye"])[:, None],
+                                 np.arcsinh(e / c["e_nuc"])[:, None], np.arcsinh(nu / c["eps_nu"])[:, None]],
+                                axis=1) / CHANGE_DIVISOR
+        return change if self.config.target == "change" else np.concatenate([composition, change], axis=1)
 
     def forward(self, u):
         z = self.out(self.hidden(u))
         n = self.config.n_isotopes
+        if self.config.target == "change":
+            return z  # scaled changes (see encode_targets); decoded by predict
         logits = z[:, :n]
         if self.config.residual:
             logits = logits + torch.log(u[:, 2:2 + n].clamp_min(0) + RESIDUAL_FLOOR)
+        if self.config.target == "hybrid":  # [ln X, energies, scaled changes]
+            return torch.cat([torch.log_softmax(logits, dim=1), z[:, n:]], dim=1)
         return torch.log_softmax(logits, dim=1), z[:, n:]
 
     def features(self, log_T, log_rho, X):
@@ -120,6 +183,10 @@ class NNN(nn.Module):
             parts.append(1.0 - torch.log(X.clamp_min(0) + RESIDUAL_FLOOR) / np.log(RESIDUAL_FLOOR))
         return torch.cat(parts, dim=1).to(self.out.weight.dtype)
 
+    def _decode_hybrid(self, out, X0, gate=None):
+        return _decode_hybrid_outputs(out, X0, self.z_over_a.double().cpu().numpy(),
+                                      float(self.gate) if gate is None else gate)
+
     @torch.inference_mode()
     def predict(self, temperature, density, mass_fraction):
         """Mass fractions (N, isotopes), e_nuc [erg g^-1] and eps_nu [erg g^-1 s^-1] after this model's dt.
@@ -127,38 +194,124 @@ class NNN(nn.Module):
         eps_nu, a loss rate, is floored at 0 (the linear output can go slightly negative); e_nuc
         keeps its sign (photodisintegration can absorb energy).
         """
+        X0 = np.asarray(mass_fraction, float)
         u = self.features(np.log10(np.asarray(temperature, float)), np.log10(np.asarray(density, float)),
-                          np.asarray(mass_fraction, float)).to(self.out.weight.device)
+                          X0).to(self.out.weight.device)
+        if self.config.target == "change":
+            return decode_changes(self(u).double().cpu().numpy(), X0, self.z_over_a.double().cpu().numpy())
+        if self.config.target == "hybrid":
+            return self._decode_hybrid(self(u).double().cpu().numpy(), X0)[:3]
         logX, e = self(u)
         e = e.double().cpu().numpy() * ENERGY_SCALE
         return np.exp(logX.double().cpu().numpy()), e[:, 0], np.maximum(e[:, 1], 0.0)
 
 
-def _l1_loss(n_iso, mass_loss_weight=0.0, energy_loss_weight=1.0):
+def _decode_hybrid_outputs(out, X0, z_over_a, gate):
+    """(X, e_nuc, eps_nu, X_change, e_change, X_composition, e_composition) of a hybrid NNN's raw outputs."""
+    n = X0.shape[1]
+    c = CHANGE_SCALES
+    v = np.sinh(out[:, n + 2:] * CHANGE_DIVISOR)
+    ye = X0 @ z_over_a + c["ye"] * v[:, n]
+    dX = c["mass_fraction"] * v[:, :n]
+    X_change = project_composition(X0 + dX, z_over_a, ye)
+    X_comp = project_composition(np.exp(out[:, :n]), z_over_a, ye)
+    e_change, e_comp = c["e_nuc"] * v[:, n + 1], out[:, n] * ENERGY_SCALE
+    small = (np.abs(dX).sum(axis=1) < gate)[:, None]
+    X = np.where(small, X_change, X_comp)
+    e = np.where(small[:, 0], e_change, e_comp)
+    return X, e, np.maximum(out[:, n + 1] * ENERGY_SCALE, 0.0), X_change, e_change, X_comp, e_comp
+
+
+def project_composition(X, z_over_a, ye, iterations=40, tolerance=1e-13):
+    """Mass fractions near ``X`` (N, n) that sum to one, are non-negative and have electron fraction ``ye``
+    (N,): the change minimizing sum_i dX_i^2 / w_i with w_i = max(X_i, 0) + PROJECTION_FLOOR, repeated
+    after clipping negative fractions until both constraints hold to ``tolerance`` (at most
+    ``iterations`` times; typically 1-3). Vectorized over cells (a 2 x 2 solve each)."""
+    X = np.maximum(X, 0.0)
+    for _ in range(iterations):
+        if (np.abs(1.0 - X.sum(axis=1)).max(initial=0.0) < tolerance
+                and np.abs(ye - X @ z_over_a).max(initial=0.0) < tolerance):
+            break
+        w = X + PROJECTION_FLOOR
+        r = np.stack([1.0 - X.sum(axis=1), ye - X @ z_over_a], axis=1)
+        wz = w @ z_over_a
+        M = np.empty((len(X), 2, 2))
+        M[:, 0, 0], M[:, 0, 1] = w.sum(axis=1), wz
+        M[:, 1, 0], M[:, 1, 1] = wz, w @ z_over_a**2
+        M[:, 1, 1] *= 1.0 + 1e-12  # Z/A all alike (a ridge; the Ye constraint then yields)
+        lam = np.linalg.solve(M, r[:, :, None])[:, :, 0]
+        X = np.maximum(X + w * (lam[:, :1] + lam[:, 1:] * z_over_a), 0.0)
+    return X / X.sum(axis=1, keepdims=True)
+
+
+def decode_changes(z, X0, z_over_a):
+    """Mass fractions, e_nuc [erg g^-1] and eps_nu [erg g^-1 s^-1] from the scaled changes ``z`` (N, n + 3)
+    of a ``target="change"`` NNN (see :meth:`NNN.encode_targets`)."""
+    n = X0.shape[1]
+    c = CHANGE_SCALES
+    v = np.sinh(z * CHANGE_DIVISOR)
+    ye = X0 @ z_over_a + c["ye"] * v[:, n]
+    X = project_composition(X0 + c["mass_fraction"] * v[:, :n], z_over_a, ye)
+    return X, c["e_nuc"] * v[:, n + 1], np.maximum(c["eps_nu"] * v[:, n + 2], 0.0)
+
+
+def _l1_loss(n_iso, mass_loss_weight=0.0, energy_loss_weight=1.0, change=False):
     def loss(pred, target):
-        # pred is the concatenation [ln X, energies] (see train_nnn's forward)
+        # pred is the concatenation [ln X, energies] (see train_nnn's forward), or the scaled changes
         if energy_loss_weight == 1.0:
             value = (pred - target).abs().mean()
-        else:  # the same mean over all columns, the energy columns weighted
+        else:  # the same mean over all columns, the energy columns (and Ye's change) weighted
             d = (pred - target).abs()
             value = (d[:, :n_iso].sum(1) + energy_loss_weight * d[:, n_iso:].sum(1)).mean() / d.shape[1]
-        if mass_loss_weight:
+        if mass_loss_weight and change:  # sum_i |dX_i| in mass fraction: what Eqs. 4-6 measure
+            scale = CHANGE_SCALES["mass_fraction"]
+            value = value + mass_loss_weight * scale * (torch.sinh(pred[:, :n_iso] * CHANGE_DIVISOR)
+                                                        - torch.sinh(target[:, :n_iso] * CHANGE_DIVISOR)).abs().sum(1).mean()
+        elif mass_loss_weight:
             value = value + mass_loss_weight * (pred[:, :n_iso].exp() - target[:, :n_iso].exp()).abs().sum(1).mean()
         return value
     return loss
 
 
+def _hybrid_loss(n_iso, mass_loss_weight=0.0, energy_loss_weight=1.0):
+    """The composition head's loss (with the mass weight) plus the change head's (without it)."""
+    composition = _l1_loss(n_iso, mass_loss_weight, energy_loss_weight)
+    change = _l1_loss(n_iso, 0.0, energy_loss_weight, change=True)
+
+    def loss(pred, target):
+        return (composition(pred[:, :n_iso + 2], target[:, :n_iso + 2])
+                + change(pred[:, n_iso + 2:], target[:, n_iso + 2:]))
+    return loss
+
+
+def choose_gate(model, arrays):
+    """The gate of a hybrid NNN: of :data:`GATE_CANDIDATES`, the one with the smallest mean sum_i |dX_i| on
+    ``arrays`` (the validation split; ties to the smaller). Sets it on the model and returns it."""
+    logT, logr, X0, raw = arrays
+    n = model.config.n_isotopes
+    with torch.inference_mode():
+        out = model(model.features(logT, logr, X0).to(model.out.weight.device)).double().cpu().numpy()
+    _, _, _, X_change, _, X_comp, _ = model._decode_hybrid(out, X0, gate=0.0)
+    predicted = np.abs(CHANGE_SCALES["mass_fraction"] * np.sinh(out[:, n + 2:2 * n + 2] * CHANGE_DIVISOR)).sum(axis=1)
+    err_change = np.abs(X_change - raw[:, :n]).sum(axis=1)
+    err_comp = np.abs(X_comp - raw[:, :n]).sum(axis=1)
+    scores = [np.where(predicted < g, err_change, err_comp).mean() for g in GATE_CANDIDATES]
+    gate = float(GATE_CANDIDATES[int(np.argmin(scores))])
+    model.gate.fill_(gate)
+    return gate
+
+
 def _dt_arrays(ds, k):
-    """Inputs and targets of the k-th dt of an opened nuclear catalog (successful samples only)."""
+    """Inputs and outcome of the k-th dt of an opened nuclear catalog (successful samples only):
+    log10 T, log10 rho, X0 and (N, n + 3) columns X after dt, Ye after dt, e_nuc, eps_nu."""
     ok = ds["success"].values.astype(bool)
     X0 = ds["initial_mass_fraction"].values[ok]
     X = ds["mass_fraction"].values[ok, k]
     logT = np.log10(ds["temperature"].values[ok])
     logr = np.log10(ds["density"].values[ok])
-    target = np.concatenate([np.log(np.maximum(X, LOG_X_FLOOR)),
-                             ds["e_nuc"].values[ok, k, None] / ENERGY_SCALE,
-                             ds["eps_nu"].values[ok, k, None] / ENERGY_SCALE], axis=1)
-    return logT, logr, X0, target
+    raw = np.concatenate([X, ds["ye"].values[ok, k, None], ds["e_nuc"].values[ok, k, None],
+                          ds["eps_nu"].values[ok, k, None]], axis=1)
+    return logT, logr, X0, raw
 
 
 def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_dir=None, progress=True,
@@ -210,14 +363,19 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     logT, logr = arrays["train"][0], arrays["train"][1]
     model.shift.copy_(torch.tensor([logT.mean(), logr.mean()], dtype=torch.float64))
     model.scale.copy_(torch.tensor([max(logT.std(), 1e-3), max(logr.std(), 1e-3)], dtype=torch.float64))
+    if config.target != "composition":
+        Z, A = nucleus_charge_mass(isotopes)
+        model.z_over_a.copy_(torch.as_tensor(Z / A, dtype=torch.float64))
 
     def tensors(a):
         u = model.features(a[0], a[1], a[2]).to(device)
-        return u, torch.as_tensor(a[3], dtype=torch.float32, device=device)
+        return u, torch.as_tensor(model.encode_targets(a[2], a[3]), dtype=torch.float32, device=device)
 
     train, valid = tensors(arrays["train"]), tensors(arrays["validation"])
 
     def forward(u):
+        if config.target != "composition":
+            return model(u)
         logX, e = model(u)
         return torch.cat([logX, e], dim=1)
 
@@ -229,11 +387,17 @@ def train_nnn(catalog_dir, dt, out, *, config=None, settings=None, checkpoint_di
     data_key = hashlib.sha256(json.dumps([[i["spec_sha256"], i["samples_written"]] for i in indexes]
                                          + [c.residual] + ([c.mass_loss_weight] if c.mass_loss_weight else [])
                                          + ([c.energy_loss_weight] if c.energy_loss_weight != 1.0 else [])
-                                         + (["log_inputs"] if c.log_inputs else []))
+                                         + (["log_inputs"] if c.log_inputs else [])
+                                         + ([c.target] if c.target != "composition" else [])
+                                         + ([c.activation] if c.activation != "relu" else []))
                               .encode()).hexdigest()[:8]
     ckpt = checkpoint_dir / f"nnn-dt{dt:g}-L{c.layers}-W{c.first_width}-{c.width}-{data_key}".replace(".", "p")
     state = fit(model, forward, train, valid, settings.l1, settings.l2, settings, ckpt,
-                 f"NNN dt={dt:g} s", progress, loss_fn=_l1_loss(len(isotopes), c.mass_loss_weight, c.energy_loss_weight))
+                 f"NNN dt={dt:g} s", progress, loss_fn=_hybrid_loss(len(isotopes), c.mass_loss_weight, c.energy_loss_weight)
+                 if c.target == "hybrid" else _l1_loss(len(isotopes), c.mass_loss_weight, c.energy_loss_weight,
+                                                        change=c.target == "change"))
+    if c.target == "hybrid":
+        choose_gate(model, arrays["validation"])
     domain = training_domain(arrays["train"], isotopes)
     metrics = evaluate_arrays(model, arrays["test"])
     metrics.update(epochs=state["epoch"], best_validation_loss=state["best"], train_wall_s=round(state["wall_s"], 1),
@@ -292,13 +456,12 @@ def training_domain(arrays, isotopes):
 def evaluate_arrays(model, arrays):
     """Seed 000 style errors on held-out arrays: mean |dX| over isotopes and samples, mean |dYe|
     relative, mean |d e_nuc| and |d eps_nu| relative to the mean magnitude."""
-    logT, logr, X0, target = arrays
+    logT, logr, X0, raw = arrays
     if len(logT) == 0:
         return {}
     n = model.config.n_isotopes
     X_pred, e_pred, nu_pred = model.predict(10.0**logT, 10.0**logr, X0)
-    X_true = np.exp(target[:, :n])
-    e_true, nu_true = target[:, n] * ENERGY_SCALE, target[:, n + 1] * ENERGY_SCALE
+    X_true, e_true, nu_true = raw[:, :n], raw[:, n + 1], raw[:, n + 2]
     return {"mean_abs_dX": float(np.abs(X_pred - X_true).mean()),
             "mean_rel_e_nuc": float(np.abs(e_pred - e_true).mean() / max(np.abs(e_true).mean(), 1e-300)),
             "mean_rel_eps_nu": float(np.abs(nu_pred - nu_true).mean() / max(np.abs(nu_true).mean(), 1e-300))}
@@ -308,8 +471,9 @@ def _config_record(config):
     """The config as stored in a manifest; variant fields at their default are left out, so sets
     that do not use them load in versions that predate them."""
     record = asdict(config)
-    if not record["log_inputs"]:
-        del record["log_inputs"]
+    for key, default in (("log_inputs", False), ("target", "composition"), ("activation", "relu")):
+        if record[key] == default:
+            del record[key]
     return record
 
 
