@@ -35,7 +35,8 @@ LAYERS, WIDTH = 4, 256
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--samples", default="1600,16000", help="states of si-mesa80 and si-mesa80-smallnet")
+    p.add_argument("--samples", default="1600,16000",
+                   help="states of si-mesa80 and si-mesa80-smallnet[, and si-mesa80-trajectory]")
     p.add_argument("--dt", default="1e-3,0.1,10", help="dt [s] to ship, comma separated")
     p.add_argument("--workers", type=int, default=2, help="dask workers for the catalog build")
     p.add_argument("--max-minutes", type=float, default=10.0, help="training budget per dt")
@@ -58,7 +59,7 @@ def main(argv=None):
                    help="checkpoint folder (a re-run resumes from it; the key names data, layout and loss, "
                         "not the optimiser settings: a resumed run keeps the saved learning rate)")
     a = p.parse_args(argv)
-    names = ("si-mesa80", "si-mesa80-smallnet")
+    names = ("si-mesa80", "si-mesa80-smallnet", "si-mesa80-trajectory")[:len(a.samples.split(","))]
     catalogs = [ROOT / "catalogs" / "built" / name for name in names]
     timings = {}
     for name, folder, samples in zip(names, catalogs, (int(v) for v in a.samples.split(","))):

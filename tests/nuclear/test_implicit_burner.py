@@ -164,3 +164,47 @@ def test_catalog_specs_default_to_the_compiled_burner():
     raw["solver"] = {"method": "RK45"}
     with pytest.raises(SpecError, match="solver.method: 'RK45' \\(allowed: compiled, BDF, LSODA, Radau\\)"):
         validate_spec(raw)
+
+
+# ----------------------------------------------------------------------------- the physics step (issue 27)
+def test_physics_step_follows_the_burn_from_a_trajectory_state(net):
+    """From a state on its own trajectory (START burned for 1e-3 s), the linearly implicit substeps
+    follow the burner: composition error far below the change, Ye change and e_nuc close, mass conserved,
+    and the error estimate shrinks with more substeps."""
+    from thermoemu.nuclear.physics_step import physics_step
+    kernel = load_burner_kernel(net)
+    rho, T = np.array([1e8, 3e8]), np.array([3.5e9, 4e9])
+    X_start = np.stack([_x0(net)] * 2)
+    X0 = burn_times(net, rho, T, X_start, [1e-3]).mass_fraction[:, 0]
+    dt = 1e-3
+    ref = burn_times(net, rho, T, X0, [dt])
+    X_ref = ref.mass_fraction[:, 0]
+    change = np.abs(X_ref - X0).sum(axis=1)
+    z_over_a = net.Z / net.A
+    errors = []
+    for substeps in (2, 8):
+        r = physics_step(kernel, rho, T, X0, dt, substeps=substeps)
+        assert (r["status"] == 0).all() and (r["negative"] < 1e-10).all()
+        np.testing.assert_allclose(r["mass_fraction"].sum(axis=1), 1.0, atol=1e-12)
+        err = np.abs(r["mass_fraction"] - X_ref).sum(axis=1)
+        errors.append((err, r["error"]))
+    err8, est8 = errors[1]
+    assert (err8 < 0.2 * change).all()
+    assert (est8 < errors[0][1]).all()
+    r = physics_step(kernel, rho, T, X0, dt, substeps=8)
+    dye_ref = X_ref @ z_over_a - X0 @ z_over_a
+    dye = r["mass_fraction"] @ z_over_a - X0 @ z_over_a
+    assert (np.abs(dye - dye_ref) < 0.5 * np.abs(dye_ref) + 1e-12).all()  # small22's few weak rates: dYe ~ 1e-8
+    # e_nuc, a small difference of large mass-excess terms near quasi-equilibrium: within 40 % (persistence: 100 %)
+    np.testing.assert_allclose(r["e_nuc"], ref.e_nuc[:, 0], rtol=0.4)
+    assert (r["eps_nu"] > 0).all()
+
+
+def test_physics_step_rejects_bad_dt_and_flags_a_cell_outside_the_tables(net):
+    from thermoemu.nuclear.physics_step import physics_step
+    kernel = load_burner_kernel(net)
+    X0 = np.stack([_x0(net)] * 2)
+    with pytest.raises(ValueError, match=r"dt = -1.0 s: must be finite and > 0"):
+        physics_step(kernel, [1e8, 1e8], [3e9, 3e9], X0, -1.0)
+    r = physics_step(kernel, [1e8, 1e8], [3e9, 1e12], X0, 1e-3)
+    assert r["status"].tolist() == [0, 3] and np.isnan(r["mass_fraction"][1]).all()

@@ -385,6 +385,49 @@ def test_emu_step_on_a_nuclear_grid_is_the_nnn(nnn_set, small22):
     assert out["e_nuc"].attrs["units"] == "erg g^-1" and out.attrs["network"] == "small22"
 
 
+def test_physics_first_set_answers_with_the_step_where_it_trusts_it(nnn_set, nnn_catalog, small22, tmp_path):
+    """attach_physics chooses a trust per dt on the validation split and records it; the loaded set then
+    gives the physics step where the estimate is below the trust and the net elsewhere; trust 0 is the
+    net and infinity the step; ds.emu.step runs it."""
+    import json
+    import shutil
+
+    from thermoemu.nuclear.nnn import load_nnn_set
+    from thermoemu.nuclear.physics_first import TRUST_CANDIDATES, PhysicsFirstNNN, attach_physics
+    from thermoemu.nuclear.physics_step import physics_step
+    from thermoemu.nuclear.network import load_burner_kernel
+    shutil.copytree(nnn_set, tmp_path / "pf")
+    chosen = attach_physics(tmp_path / "pf", [nnn_catalog], substeps=4, fractions=SPLIT)
+    assert set(chosen) == {1e-3, 0.1} and all(t in TRUST_CANDIDATES for t, _ in chosen.values())
+    for trust, scores in chosen.values():  # the chosen trust has the lowest validation score
+        assert scores[trust] == min(scores.values())
+    manifest = json.loads((tmp_path / "pf" / "manifest.json").read_text())
+    assert {e["physics"]["substeps"] for e in manifest["models"].values()} == {4}
+    models, _ = load_nnn_set(tmp_path / "pf")
+    plain, _ = load_nnn_set(nnn_set)
+    model = models[0.1]
+    assert isinstance(model, PhysicsFirstNNN)
+    ds = _grid(T=(2.6e9, 3e9, 3.5e9, 4e9))
+    T, rho = ds["temperature"].values, ds["density"].values
+    X0 = ds["mass_fraction"].transpose("cell", "isotope").values
+    step = physics_step(load_burner_kernel(small22), rho, T, X0, 0.1, substeps=4)
+    model.trust = np.inf
+    X, e, nu, net_cells = model.predict(T, rho, X0, return_source=True)
+    assert not net_cells.any()
+    np.testing.assert_array_equal(X, step["mass_fraction"])
+    np.testing.assert_array_equal(e, step["e_nuc"])
+    model.trust = 0.0
+    np.testing.assert_array_equal(model.predict(T, rho, X0)[0], plain[0.1].predict(T, rho, X0)[0])
+    model.trust = float(np.median(step["error"]))
+    X, e, nu, net_cells = model.predict(T, rho, X0, return_source=True)
+    np.testing.assert_array_equal(net_cells, ~(step["error"] < model.trust))
+    assert net_cells.any() and not net_cells.all()
+    np.testing.assert_array_equal(X[~net_cells], step["mass_fraction"][~net_cells])
+    out = ds.emu.step(0.1, model=tmp_path / "pf")
+    assert out["success"].all()
+    np.testing.assert_allclose(out["mass_fraction"].sum("isotope"), 1.0, atol=1e-6)
+
+
 def test_emu_step_chains_held_dt_and_refuses_others(nnn_set):
     from thermoemu.nuclear.nnn import load_nnn_set
     ds = _grid()

@@ -13,7 +13,8 @@ def _evaluate_nuclear(a):
     from .evaluate import GOALS, evaluate_nuclear, format_nuclear_table, format_persistence_table, goals_met, plot_nuclear_evaluation
 
     # "default": the shipped mesa80 NNNs
-    ds = evaluate_nuclear(a.model, a.catalog, compare=a.compare, progress=True)
+    ds = evaluate_nuclear(a.model, a.catalog, compare=a.compare, split=a.split,
+                          small_network=None if a.small_net == "none" else a.small_net, progress=True)
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     ds.to_netcdf(out / "nuclear_evaluation.nc")
@@ -145,5 +146,9 @@ def add_commands(sub):
     en.add_argument("--model", default="default", help="NNN model set folder or 'default' (the shipped mesa80 NNNs)")
     en.add_argument("--compare", default=None, metavar="MODEL",
                     help="a second NNN set evaluated on the same states (e.g. 'default', the shipped set)")
+    en.add_argument("--small-net", default="small22", choices=["small22", "none"],
+                    help="the small network burned from the same states ('none' for states it cannot start from)")
+    en.add_argument("--split", default=None, choices=["train", "validation", "test"],
+                    help="score only this split of the catalog (e.g. the test split of si-mesa80-trajectory)")
     en.add_argument("-o", "--out", default="results/evaluate", help="output folder (tables, netCDF, plots)")
     en.set_defaults(func=_evaluate_nuclear)

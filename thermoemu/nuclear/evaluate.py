@@ -57,7 +57,7 @@ def _errors(X_pred, e_pred, nu_pred, X_true, e_true, nu_true, z_over_a):
     }
 
 
-def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="small22", progress=False):
+def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="small22", split=None, progress=False):
     """NNN, small-net and persistence errors against the catalog's mesa80 targets, per dt.
 
     Parameters
@@ -68,8 +68,12 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
         A built nuclear test catalog (e.g. of ``si-mesa80-test``).
     compare : path or "default", optional
         A second NNN set evaluated on the same states (model ``"compare"``), e.g. the shipped one.
-    small_network : str
-        The small network burned from the same states (seed 000: small22).
+    small_network : str or None
+        The small network burned from the same states (seed 000: small22); None: none (states holding
+        isotopes no small net has, such as trajectory states).
+    split : {"train", "validation", "test"}, optional
+        Score only this split of the catalog (a training catalog's held-out states); default: all of it
+        (a test catalog).
 
     Returns
     -------
@@ -92,6 +96,11 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
     with open_catalog(test_catalog) as lazy:  # closed here, not left to the GC
         cat = lazy.load()
     ok = cat["success"].values.astype(bool)
+    if split is not None:
+        codes = {"train": 0, "validation": 1, "test": 2}
+        if split not in codes:
+            raise ValueError(f"split = {split!r}; choose one of {', '.join(codes)}")
+        ok &= cat["split"].values == codes[split]
     cat = cat.isel(sample=np.flatnonzero(ok))
     isotopes = [str(i) for i in cat["isotope"].values]
     models, manifest = load_nnn_set(resolve_model(model_dir, default_nnn_dir()))
@@ -104,29 +113,34 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
     if manifest["isotopes"] != isotopes:
         raise ValueError(f"{model_dir} was trained on network {manifest['network']!r} with other isotopes "
                          f"than the test catalog {test_catalog}")
-    small = load_network(small_network)
-    union = isotopes + [i for i in small.isotopes if i not in isotopes]
-    z_over_a = np.array([Nucleus(i).Z / Nucleus(i).A for i in union])
     X0 = cat["initial_mass_fraction"].values
     T, rho = cat["temperature"].values, cat["density"].values
-    foreign = [i for i, name in enumerate(isotopes) if name not in small.isotopes and (X0[:, i] > 0).any()]
-    if foreign:
-        raise ValueError(f"the test catalog starts from isotopes {[isotopes[i] for i in foreign]} that "
-                         f"{small_network} lacks; build it with composition isotopes: small_net")
-    X0_small = np.zeros((len(X0), len(small.isotopes)))
-    for j, name in enumerate(small.isotopes):
-        if name in isotopes:
-            X0_small[:, j] = X0[:, isotopes.index(name)]
     dts = cat["dt"].values
-    small_run = burn_times(small, rho, T, X0_small, dts, progress=progress)
-    small_failed = int((~small_run.success).sum())
-    if small_failed > max(1, len(X0) // 100):
-        raise RuntimeError(f"{small_network} failed on {small_failed} of {len(X0)} test states")
-    if small_failed:  # every model is scored on the same states: drop the few the small net could not burn
-        keep = np.flatnonzero(small_run.success)
-        cat, X0, X0_small, T, rho = cat.isel(sample=keep), X0[keep], X0_small[keep], T[keep], rho[keep]
-        small_run = type(small_run)(*(getattr(small_run, f)[keep] if np.ndim(getattr(small_run, f)) else
-                                      getattr(small_run, f) for f in small_run.__dataclass_fields__))
+    small_failed = 0
+    if small_network is None:  # e.g. trajectory states, which hold isotopes no small net has
+        union = list(isotopes)
+    else:
+        small = load_network(small_network)
+        union = isotopes + [i for i in small.isotopes if i not in isotopes]
+        foreign = [i for i, name in enumerate(isotopes) if name not in small.isotopes and (X0[:, i] > 0).any()]
+        if foreign:
+            raise ValueError(f"the test catalog starts from isotopes {[isotopes[i] for i in foreign]} that "
+                             f"{small_network} lacks; build it with composition isotopes: small_net, or pass "
+                             f"small_network=None (--small-net none)")
+        X0_small = np.zeros((len(X0), len(small.isotopes)))
+        for j, name in enumerate(small.isotopes):
+            if name in isotopes:
+                X0_small[:, j] = X0[:, isotopes.index(name)]
+        small_run = burn_times(small, rho, T, X0_small, dts, progress=progress)
+        small_failed = int((~small_run.success).sum())
+        if small_failed > max(1, len(X0) // 100):
+            raise RuntimeError(f"{small_network} failed on {small_failed} of {len(X0)} test states")
+        if small_failed:  # every model is scored on the same states: drop the few the small net could not burn
+            keep = np.flatnonzero(small_run.success)
+            cat, X0, X0_small, T, rho = cat.isel(sample=keep), X0[keep], X0_small[keep], T[keep], rho[keep]
+            small_run = type(small_run)(*(getattr(small_run, f)[keep] if np.ndim(getattr(small_run, f)) else
+                                          getattr(small_run, f) for f in small_run.__dataclass_fields__))
+    z_over_a = np.array([Nucleus(i).Z / Nucleus(i).A for i in union])
     reference = load_network(manifest["network"], screening=bool(
         next(iter(manifest["models"].values())).get("screening", True)))
     rate0, rate_ok = kernel_rhs_cells(load_burner_kernel(reference), X0 / reference.A, rho, T)
@@ -140,7 +154,7 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
             out[:, union.index(name)] = X[:, j]
         return out
 
-    names = [name for name, _ in sets] + [small_network, PERSISTENCE]
+    names = [name for name, _ in sets] + ([small_network] if small_network else []) + [PERSISTENCE]
     X0_union = to_union(X0, isotopes)
     ye0, used = X0_union @ z_over_a, []
     rows, dX_rows, beats, worse, change, counts = [], [], [], [], [], []
@@ -159,8 +173,9 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
                 results.append(_errors(to_union(X_m, isotopes), e_m, nu_m, X_true, e_true, nu_true, z_over_a))
             else:
                 results.append(None)
-        results.append(_errors(to_union(small_run.mass_fraction[:, k], small.isotopes), small_run.e_nuc[:, k],
-                               small_run.eps_nu[:, k], X_true, e_true, nu_true, z_over_a))
+        if small_network is not None:
+            results.append(_errors(to_union(small_run.mass_fraction[:, k], small.isotopes), small_run.e_nuc[:, k],
+                                   small_run.eps_nu[:, k], X_true, e_true, nu_true, z_over_a))
         results.append(_errors(X0_union, np.zeros(len(X0)), nu_persistence, X_true, e_true, nu_true, z_over_a))
         base = results[-1]["state"]
         true_change = np.abs(X_true @ z_over_a - ye0)
@@ -177,11 +192,11 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
     if not used:
         raise ValueError(f"no dt of {model_dir} ({sorted(models)}) is in the test catalog ({dts.tolist()})")
     err = np.array(rows)
-    i_small = names.index(small_network)
+    improvement = err[:, names.index(small_network)] / err[:, 0] if small_network else np.full(err[:, 0].shape, np.nan)
     ds = xr.Dataset(
         {"error": (("dt", "model", "metric"), err,
                    {"long_name": "mean absolute error normalized by the mean target (seed 000 Eqs. 6-8, Fig. 4)"}),
-         "improvement": (("dt", "metric"), err[:, i_small] / err[:, 0],
+         "improvement": (("dt", "metric"), improvement,
                           {"long_name": "small-net error / NNN error (seed 000 Fig. 5)"}),
          "delta_X": (("dt", "model", "isotope"), np.array(dX_rows),
                      {"long_name": "mean absolute error of X_i (seed 000 Eq. 4)"}),
@@ -198,7 +213,8 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
                 "metric": list(METRICS), "isotope": union, "quantity": list(QUANTITIES), "stat": ["median", "p99"]},
         attrs={"test_catalog": str(test_catalog), "model": str(model_dir), "test_states": int(len(X0)),
                "network": manifest["network"], "compare": "" if compare is None else str(compare),
-               "small_network": small_network, "small_network_failed_states_dropped": small_failed})
+               "small_network": small_network or "", "small_network_failed_states_dropped": small_failed,
+               "split": split or "all"})
     return ds
 
 
@@ -206,7 +222,7 @@ def goals_met(ds, model="nnn"):
     """{goal: bool} of :data:`GOALS` for one model of an :func:`evaluate_nuclear` result, over all its dt."""
     e = ds["error"].sel(model=model)
     small = _small_name(ds)
-    ratio = ds["error"].sel(model=small) / e
+    ratio = ds["error"].sel(model=small) / e if small else xr.full_like(e, np.nan)
     change = ds["ye_change_error"].sel(model=model)
     return {"ye_max": bool((e.sel(metric="ye_eq6") <= GOALS["ye_max"]).all()),
             "ye_improvement": bool((ratio.sel(metric="ye_eq6") >= GOALS["ye_improvement"]).all()),
@@ -218,12 +234,16 @@ def goals_met(ds, model="nnn"):
 
 
 def _small_name(ds):
-    return ds.attrs.get("small_network") or str(ds["model"].values[1])
+    """The small net's model name, or None when the evaluation ran without one."""
+    name = ds.attrs.get("small_network")
+    return name if name in ds["model"].values else None
 
 
 def format_nuclear_table(ds):
     """Markdown table: normalized errors of the NNN and the small net, and the improvement, per dt."""
     small = _small_name(ds)
+    if small is None:
+        return "(evaluated without a small net)"
     i_small = [str(m) for m in ds["model"].values].index(small)
     head = ("| dt [s] | Ye (Eq. 6) NNN | Ye (Eq. 6) " + small + " | x | e_nuc NNN | e_nuc " + small
             + " | x | eps_nu NNN | eps_nu " + small + " | x | Ye direct NNN | Ye direct " + small + " |")
@@ -273,7 +293,8 @@ def plot_nuclear_evaluation(ds, path=None):
         ax.loglog(dt, e.sel(model="nnn"), "gx", ms=9, label="NNN")
         if "compare" in ds["model"].values:
             ax.loglog(dt, e.sel(model="compare"), "m+", ms=9, label=f"compare ({ds.attrs.get('compare')})")
-        ax.loglog(dt, e.sel(model=_small_name(ds)), "b-o", ms=3, label=_small_name(ds))
+        if _small_name(ds):
+            ax.loglog(dt, e.sel(model=_small_name(ds)), "b-o", ms=3, label=_small_name(ds))
         ax.loglog(dt, e.sel(model=PERSISTENCE), "k--", lw=1, label="persistence (X = X0)")
         ax.set_ylabel(f"normalized error, {label}")
         ax.legend(fontsize="small")

@@ -503,8 +503,9 @@ def save_nnn(model_dir, dt, model: NNN, *, network, rate_set_version, isotopes, 
 
 
 def load_nnn_set(model_dir, *, network=None, device="cpu"):
-    """Load every dt of an NNN model set: ``{dt [s]: NNN}``; refuses pickles, modified weights and
-    a set for another network or format."""
+    """Load every dt of an NNN model set: ``{dt [s]: NNN}`` (:class:`~thermoemu.nuclear.physics_first.PhysicsFirstNNN`
+    where the manifest records ``physics``); refuses pickles, modified weights and a set for another
+    network or format."""
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir, fmt=NNN_FORMAT, version=NNN_FORMAT_VERSION)
     if network is not None and manifest["network"] != network:
@@ -514,5 +515,12 @@ def load_nnn_set(model_dir, *, network=None, device="cpu"):
         tensors = load_weights(model_dir / entry["file"], entry["sha256"])
         model = NNN(NNNConfig(**entry["config"]))
         model.load_state_dict(tensors)
-        models[float(entry["dt_s"])] = model.to(device).eval()
+        model = model.to(device).eval()
+        if "physics" in entry:  # a physics-first set (issue 27): the network's step where it is good
+            from .physics_first import PhysicsFirstNNN
+            physics = entry["physics"]
+            model = PhysicsFirstNNN(model, entry["dt_s"], manifest["network"], entry.get("screening", True),
+                                    substeps=physics["substeps"], ratio=physics["ratio"],
+                                    trust=float(physics["trust"]))
+        models[float(entry["dt_s"])] = model
     return models, manifest

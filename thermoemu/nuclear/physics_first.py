@@ -1,0 +1,142 @@
+"""Physics-first NNN sets (issue 27): the network's own physics step where it is good, the net elsewhere.
+
+Per cell and dt, :func:`thermoemu.nuclear.physics_step.physics_step` advances the composition with a
+few linearly implicit substeps of the reference network and estimates its own error. Where that
+estimate is below the set's ``trust`` [mass fraction] the step is the answer (composition, Ye, e_nuc
+and eps_nu); elsewhere, or where the step fails, the NNN of the set answers. ``trust`` is chosen per
+dt on the validation splits of the training catalogs (:func:`choose_trust`), among
+:data:`TRUST_CANDIDATES`, including 0 (the net everywhere) and infinity (the step everywhere).
+
+The step needs the network's compiled kernel (:func:`thermoemu.nuclear.network.load_burner_kernel`),
+loaded on first use. A set is made physics-first by recording ``physics`` = {substeps, ratio, trust}
+in its manifest entries (:func:`attach_physics`); :func:`thermoemu.nuclear.nnn.load_nnn_set` then
+returns :class:`PhysicsFirstNNN` models, which predict as the plain ones do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from ..core.artifacts import MANIFEST
+from ..core.files import write_json_atomic
+from .physics_step import DEFAULT_RATIO, DEFAULT_SUBSTEPS, physics_step
+
+__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "TRUST_CANDIDATES"]
+
+#: Thresholds of the step's error estimate [mass fraction] a set may choose between.
+TRUST_CANDIDATES = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, math.inf)
+
+
+class PhysicsFirstNNN:
+    """An NNN behind the physics step: ``predict(T, rho, X0)`` as :meth:`NNN.predict`.
+
+    Parameters
+    ----------
+    net : thermoemu.nuclear.nnn.NNN
+    dt : float
+        The step [s] the net was trained for.
+    network, screening : str, bool
+        The reference network the set was trained on.
+    substeps, ratio : int, float
+        The physics step's geometric substeps.
+    trust : float
+        Error-estimate threshold [mass fraction] below which the step answers.
+    """
+
+    def __init__(self, net, dt, network, screening, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, trust=0.0):
+        self.net, self.dt = net, float(dt)
+        self.network_name, self.screening = network, bool(screening)
+        self.substeps, self.ratio, self.trust = int(substeps), float(ratio), float(trust)
+        self._kernel = None
+
+    @property
+    def config(self):
+        return self.net.config
+
+    @property
+    def kernel(self):
+        if self._kernel is None:
+            from .network import load_burner_kernel, load_network
+            self._kernel = load_burner_kernel(load_network(self.network_name, screening=self.screening))
+        return self._kernel
+
+    def step(self, temperature, density, mass_fraction):
+        """The physics step's result (see :func:`physics_step`) at this model's dt."""
+        return physics_step(self.kernel, density, temperature, mass_fraction, self.dt, substeps=self.substeps,
+                            ratio=self.ratio)
+
+    def predict(self, temperature, density, mass_fraction, *, return_source=False):
+        """Mass fractions (N, isotopes), e_nuc [erg g^-1], eps_nu [erg g^-1 s^-1] after dt; with
+        ``return_source``, also a bool (N,) that is True where the net answered."""
+        T = np.atleast_1d(np.asarray(temperature, float))
+        rho = np.atleast_1d(np.asarray(density, float))
+        X0 = np.atleast_2d(np.asarray(mass_fraction, float))
+        if self.trust > 0:
+            r = self.step(T, rho, X0)
+            X, e, nu = r["mass_fraction"].copy(), r["e_nuc"].copy(), r["eps_nu"].copy()
+            use_net = (r["status"] != 0) | ~(r["error"] < self.trust)
+        else:
+            X, e, nu = np.empty_like(X0), np.empty(len(T)), np.empty(len(T))
+            use_net = np.ones(len(T), dtype=bool)
+        if use_net.any():
+            X[use_net], e[use_net], nu[use_net] = self.net.predict(T[use_net], rho[use_net], X0[use_net])
+        return (X, e, nu, use_net) if return_source else (X, e, nu)
+
+
+def _relative_errors(X, X_true, X0):
+    """Per state: sum_i |X - X_true| over the persistence error sum_i |X0 - X_true|, capped at 10."""
+    return np.minimum(np.abs(X - X_true).sum(axis=1) / (np.abs(X0 - X_true).sum(axis=1) + 1e-300), 10.0)
+
+
+def choose_trust(model, arrays):
+    """The trust of ``model`` (a :class:`PhysicsFirstNNN`) on held-out ``arrays`` (log10 T, log10 rho,
+    X0, outcome as :func:`thermoemu.nuclear.nnn._catalog_arrays` gives them): of
+    :data:`TRUST_CANDIDATES`, the one with the smallest mean error relative to persistence (per state,
+    capped at 10x), ties to the smaller. Returns (trust, {candidate: score})."""
+    logT, logr, X0, raw = arrays
+    T, rho = 10.0**logT, 10.0**logr
+    n = X0.shape[1]
+    X_true = raw[:, :n]
+    r = model.step(T, rho, X0)
+    X_net = model.net.predict(T, rho, X0)[0]
+    rel_step = np.where(r["status"] == 0, _relative_errors(r["mass_fraction"], X_true, X0), np.inf)
+    rel_net = _relative_errors(X_net, X_true, X0)
+    scores = {}
+    for trust in TRUST_CANDIDATES:
+        use_step = (r["status"] == 0) & (r["error"] < trust)
+        scores[trust] = float(np.where(use_step, rel_step, rel_net).mean())
+    best = min(TRUST_CANDIDATES, key=lambda t: (scores[t], t))
+    return best, scores
+
+
+def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, fractions=None):
+    """Make the NNN set ``model_dir`` physics-first: choose each dt's trust on the validation splits of
+    ``catalogs`` (those it was trained on) and record ``physics`` in its manifest. Returns
+    {dt: (trust, scores)}."""
+    from ..core.catalog import SPLIT_FRACTIONS
+    from .nnn import _catalog_arrays, load_nnn_set
+
+    model_dir = Path(model_dir)
+    path = model_dir / MANIFEST
+    manifest = json.loads(path.read_text())
+    for entry in manifest["models"].values():
+        entry.pop("physics", None)
+    write_json_atomic(path, manifest)  # plain nets while the trust is chosen
+    models, _ = load_nnn_set(model_dir)
+    chosen = {}
+    for key, entry in manifest["models"].items():
+        dt = float(entry["dt_s"])
+        _, arrays, _ = _catalog_arrays(list(catalogs), dt, fractions or SPLIT_FRACTIONS)
+        model = PhysicsFirstNNN(models[dt], dt, manifest["network"], entry.get("screening", True),
+                                substeps=substeps, ratio=ratio)
+        trust, scores = choose_trust(model, arrays["validation"])
+        entry["physics"] = {"substeps": int(substeps), "ratio": float(ratio),
+                            "trust": trust if math.isfinite(trust) else "inf",
+                            "validation_scores": {f"{k:g}": round(v, 5) for k, v in scores.items()}}
+        chosen[dt] = (trust, scores)
+    write_json_atomic(path, manifest)
+    return chosen
