@@ -15,7 +15,7 @@ core (torch and numba single-threaded):
 
 Writes benchmarks/results/nnn-dt<dt>.json. Seed 000 reports their NNN 20-34x faster than bbq with mesa80.
 
-Run: python benchmarks/bench_nnn.py [--nnn-cells 4096] [--burn-cells 32] [--dt 0.1] [--model PATH]
+Run: python benchmarks/bench_nnn.py [--nnn-cells 4096] [--burn-cells 32] [--dt 0.1] [--model PATH] [--catalog PATH]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from thermoemu.core.catalog import open_catalog
 from thermoemu.core.spec import load_spec
 from thermoemu.nuclear.nnn import NNN, NNNConfig, load_nnn_set
 from thermoemu.nuclear.network import load_network
@@ -49,12 +50,17 @@ def _best(fn, repeat=3):
     return best
 
 
-def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None):
+def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None, catalog=None):
     torch.set_num_threads(1)
     mesa80 = load_network("mesa80")      # first use compiles (~6.5 CPU-min), later loads take seconds
     small22 = load_network("small22")
     isotopes = list(mesa80.isotopes)
-    T0, rho0, X0, _ = sample_nuclear_inputs(load_spec("si-mesa80-test"), 0, 256, mesa80)
+    if catalog is None:
+        T0, rho0, X0, _ = sample_nuclear_inputs(load_spec("si-mesa80-test"), 0, 256, mesa80)
+    else:  # the test split of a built catalog, e.g. states along trajectories
+        with open_catalog(catalog, split="test") as lazy:
+            cat = lazy.load()
+        T0, rho0, X0 = (cat[v].values[:256] for v in ("temperature", "density", "initial_mass_fraction"))
     reps = int(np.ceil(nnn_cells / len(T0)))
     T, rho, X = (np.tile(a, (reps,) + (1,) * (a.ndim - 1))[:nnn_cells] for a in (T0, rho0, X0))
 
@@ -91,13 +97,13 @@ def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None):
         per["nnn_model"] = t_model / nnn_cells
     result = {
         "machine": platform.processor() or platform.machine(), "cores_used": 1, "dt_s": dt,
-        "model": None if model is None else str(model),
+        "model": None if model is None else str(model), "states": catalog or "si-mesa80-test draws (shard 0)",
         "nnn_cells": nnn_cells, "burn_cells": n, "mesa80_failed": int((~ref.success).sum()),
         "seconds_per_cell": per,
         "cells_per_second": {k: 1.0 / v for k, v in per.items()},
         "speedup_vs_mesa80": {k: per["mesa80_burn"] / v for k, v in per.items() if k != "mesa80_burn"},
     }
-    out = ROOT / "benchmarks" / "results" / f"nnn-dt{dt:g}.json"
+    out = ROOT / "benchmarks" / "results" / f"nnn-dt{dt:g}{'-' + Path(catalog).name if catalog else ''}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     for k, v in per.items():
@@ -113,5 +119,6 @@ if __name__ == "__main__":
     p.add_argument("--burn-cells", type=int, default=32)
     p.add_argument("--dt", type=float, default=0.1)
     p.add_argument("--model", default=None, help="a second NNN set to time (holding --dt)")
+    p.add_argument("--catalog", default=None, help="take the states from this built catalog's test split")
     a = p.parse_args()
-    run(a.nnn_cells, a.burn_cells, a.dt, a.model)
+    run(a.nnn_cells, a.burn_cells, a.dt, a.model, a.catalog)
