@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from thermoemu.core.catalog import open_catalog
+from thermoemu.core.emulator import resolve_model
 from thermoemu.core.spec import load_spec
 from thermoemu.nuclear.nnn import NNN, NNNConfig, load_nnn_set
 from thermoemu.nuclear.network import load_network
@@ -69,13 +70,15 @@ def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None, catalog=None):
         raise RuntimeError("the shipped NNN set and the test catalog list different isotopes")
     shipped = models[dt]
     seed_size = NNN(NNNConfig(len(isotopes), layers=9, first_width=1024, width=2048)).eval()
-    seed_size.shift.copy_(shipped.shift)
-    seed_size.scale.copy_(shipped.scale)
+    net = getattr(shipped, "net", shipped)  # a physics-first set wraps its net
+    seed_size.shift.copy_(net.shift)
+    seed_size.scale.copy_(net.scale)
+    shipped.predict(T[:8], rho[:8], X[:8])  # compile / load the physics step outside the timing
     t_shipped = _best(lambda: shipped.predict(T, rho, X))
     t_seed = _best(lambda: seed_size.predict(T, rho, X), repeat=2)
     t_model = None
     if model is not None:
-        other = load_nnn_set(model)[0][dt]
+        other = load_nnn_set(resolve_model(model, default_nnn_dir()))[0][dt]
         other.predict(T[:8], rho[:8], X[:8])
         t_model = _best(lambda: other.predict(T, rho, X))
 
