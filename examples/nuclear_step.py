@@ -2,9 +2,11 @@
 
 Run: python examples/nuclear_step.py [OUT_DIR]   (default results/; writes nuclear_step.nc and nuclear_step.png)
 
-The shipped NNNs are small CPU-trained models (docs/nuclear.md gives their errors against mesa80);
-cells outside their trained domain are flagged here (``out_of_domain="flag"``) rather than burned
-with mesa80, whose first compile takes minutes.
+The shipped NNNs are physics-first: the network's own linearly implicit step where its error
+estimate trusts it, small CPU-trained nets elsewhere (docs/nuclear.md, "Physics-first NNNs", gives
+their errors against mesa80 and persistence); the step needs mesa80's compiled kernel, built on
+first use (about 30 s). Cells outside the trained domain are flagged here (``out_of_domain="flag"``)
+rather than burned with mesa80.
 """
 
 import sys
@@ -56,7 +58,7 @@ ax[2].set_xticks(range(len(top)), top["isotope"].values, rotation=45)
 ax[2].set_yscale("log")
 ax[2].set_ylabel("mass fraction after 0.1 s")
 ax[2].set_title(f"T = {float(point['T']):.2g} K, rho = {float(point['rho']):.2g} g/cc (+)")
-fig.suptitle("Silicon burning, shipped mesa80 NNNs (small CPU models; errors in docs/nuclear.md)")
+fig.suptitle("Silicon burning, shipped physics-first mesa80 NNNs (errors in docs/nuclear.md)")
 fig.tight_layout()
 fig.savefig(out_dir / "nuclear_step.png", dpi=110)
 print(f"wrote {out_dir / 'nuclear_step.nc'} and {out_dir / 'nuclear_step.png'}")
