@@ -24,7 +24,7 @@ def _evaluate_nuclear(a):
     print(table)
     met = goals_met(ds)
     print("issue goals (" + ", ".join(f"{k} {GOALS.get(k, 'all states')}" for k in met) + "): "
-          + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in met.items())
+          + ", ".join(f"{k} {'n/a' if v is None else 'met' if v else 'NOT met'}" for k, v in met.items())
           + f"; wrote {out}/nuclear_evaluation.(nc|md|png)")
     return 0
 

@@ -101,6 +101,8 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
         if split not in codes:
             raise ValueError(f"split = {split!r}; choose one of {', '.join(codes)}")
         ok &= cat["split"].values == codes[split]
+    if not ok.any():
+        raise ValueError(f"{test_catalog} has no successful states" + (f" in its {split} split" if split else ""))
     cat = cat.isel(sample=np.flatnonzero(ok))
     isotopes = [str(i) for i in cat["isotope"].values]
     models, manifest = load_nnn_set(resolve_model(model_dir, default_nnn_dir()))
@@ -219,14 +221,14 @@ def evaluate_nuclear(model_dir, test_catalog, *, compare=None, small_network="sm
 
 
 def goals_met(ds, model="nnn"):
-    """{goal: bool} of :data:`GOALS` for one model of an :func:`evaluate_nuclear` result, over all its dt."""
+    """{goal: bool, or None where it cannot be judged (no small net)} of :data:`GOALS` for one model of an :func:`evaluate_nuclear` result, over all its dt."""
     e = ds["error"].sel(model=model)
     small = _small_name(ds)
     ratio = ds["error"].sel(model=small) / e if small else xr.full_like(e, np.nan)
     change = ds["ye_change_error"].sel(model=model)
     return {"ye_max": bool((e.sel(metric="ye_eq6") <= GOALS["ye_max"]).all()),
-            "ye_improvement": bool((ratio.sel(metric="ye_eq6") >= GOALS["ye_improvement"]).all()),
-            "e_nuc_improvement": bool((ratio.sel(metric="e_nuc") >= GOALS["e_nuc_improvement"]).all()),
+            "ye_improvement": bool((ratio.sel(metric="ye_eq6") >= GOALS["ye_improvement"]).all()) if small else None,
+            "e_nuc_improvement": bool((ratio.sel(metric="e_nuc") >= GOALS["e_nuc_improvement"]).all()) if small else None,
             "beats_persistence": bool((ds["beats_persistence"].sel(model=model) >= GOALS["beats_persistence"]).all()),
             "never_much_worse": bool((ds["worse_than_persistence"].sel(model=model) == 0).all()),
             "ye_change_median": bool((change.sel(stat="median") <= GOALS["ye_change_median"]).all()),

@@ -1280,6 +1280,8 @@ def kernel_rhs_cells(kernel, Y, rho, T):
         [g cm^-3], [K].
     """
     Y = np.ascontiguousarray(np.atleast_2d(Y), dtype=float)
+    if Y.shape[1] != kernel.data.Z.size:
+        raise ValueError(f"Y has {Y.shape[1]} isotopes per cell; network {kernel.name} has {kernel.data.Z.size}")
     rho = np.ascontiguousarray(np.broadcast_to(np.asarray(rho, float), Y.shape[:1]))
     T = np.ascontiguousarray(np.broadcast_to(np.asarray(T, float), Y.shape[:1]))
     out = np.zeros((Y.shape[0], Y.shape[1] + 1))

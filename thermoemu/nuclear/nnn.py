@@ -49,6 +49,9 @@ RESIDUAL_FLOOR = 1e-12
 CHANGE_SCALES = {"mass_fraction": 1e-10, "ye": 1e-10, "e_nuc": 1e8, "eps_nu": 1e6}
 #: Divides the asinh-scaled targets so that they are of order one (asinh(1 / 1e-10) = 23.7).
 CHANGE_DIVISOR = 10.0
+#: Scaled outputs are clipped to +-this before sinh (sinh(10 x 7) ~ 1e30: far beyond any real change,
+#: short of overflow).
+CHANGE_CLIP = 7.0
 #: Weight floor of the projection of a "change" prediction onto sum X = 1 and the predicted Ye.
 PROJECTION_FLOOR = 1e-8
 TARGETS = ("composition", "change", "hybrid")
@@ -174,10 +177,11 @@ class NNN(nn.Module):
 
     def features(self, log_T, log_rho, X):
         """Network input from log10 T [K], log10 rho [g cm^-3] and mass fractions (numpy or torch)."""
+        device = self.shift.device
         t = torch.as_tensor(np.stack([log_T, log_rho], axis=1) if isinstance(log_T, np.ndarray)
-                            else torch.stack([log_T, log_rho], dim=1), dtype=torch.float64)
+                            else torch.stack([log_T, log_rho], dim=1), dtype=torch.float64, device=device)
         tx = (t - self.shift) / self.scale
-        X = torch.as_tensor(X, dtype=torch.float64)
+        X = torch.as_tensor(X, dtype=torch.float64, device=device)
         parts = [tx, X]
         if self.config.log_inputs:
             parts.append(1.0 - torch.log(X.clamp_min(0) + RESIDUAL_FLOOR) / np.log(RESIDUAL_FLOOR))
@@ -210,7 +214,7 @@ def _decode_hybrid_outputs(out, X0, z_over_a, gate):
     """(X, e_nuc, eps_nu, X_change, e_change, X_composition, e_composition) of a hybrid NNN's raw outputs."""
     n = X0.shape[1]
     c = CHANGE_SCALES
-    v = np.sinh(out[:, n + 2:] * CHANGE_DIVISOR)
+    v = np.sinh(np.clip(out[:, n + 2:], -CHANGE_CLIP, CHANGE_CLIP) * CHANGE_DIVISOR)
     ye = X0 @ z_over_a + c["ye"] * v[:, n]
     dX = c["mass_fraction"] * v[:, :n]
     X_change = project_composition(X0 + dX, z_over_a, ye)
@@ -249,7 +253,7 @@ def decode_changes(z, X0, z_over_a):
     of a ``target="change"`` NNN (see :meth:`NNN.encode_targets`)."""
     n = X0.shape[1]
     c = CHANGE_SCALES
-    v = np.sinh(z * CHANGE_DIVISOR)
+    v = np.sinh(np.clip(z, -CHANGE_CLIP, CHANGE_CLIP) * CHANGE_DIVISOR)
     ye = X0 @ z_over_a + c["ye"] * v[:, n]
     X = project_composition(X0 + c["mass_fraction"] * v[:, :n], z_over_a, ye)
     return X, c["e_nuc"] * v[:, n + 1], np.maximum(c["eps_nu"] * v[:, n + 2], 0.0)
@@ -517,10 +521,9 @@ def load_nnn_set(model_dir, *, network=None, device="cpu"):
         model.load_state_dict(tensors)
         model = model.to(device).eval()
         if "physics" in entry:  # a physics-first set (issue 27): the network's step where it is good
-            from .physics_first import PhysicsFirstNNN
-            physics = entry["physics"]
+            from .physics_first import PhysicsFirstNNN, physics_settings
+            substeps, ratio, trust = physics_settings(entry, f"{model_dir}, dt = {entry['dt_s']:g} s")
             model = PhysicsFirstNNN(model, entry["dt_s"], manifest["network"], entry.get("screening", True),
-                                    substeps=physics["substeps"], ratio=physics["ratio"],
-                                    trust=float(physics["trust"]))
+                                    substeps=substeps, ratio=ratio, trust=trust, isotopes=manifest["isotopes"])
         models[float(entry["dt_s"])] = model
     return models, manifest

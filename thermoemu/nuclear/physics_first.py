@@ -29,6 +29,24 @@ __all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "TRUST_CANDIDATE
 
 #: Thresholds of the step's error estimate [mass fraction] a set may choose between.
 TRUST_CANDIDATES = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, math.inf)
+#: A step result whose mass fractions fell below zero by more than this in sum is not used (the net answers).
+MAX_NEGATIVE = 1e-6
+
+
+def physics_settings(entry, where):
+    """The checked ``physics`` record of a manifest entry: (substeps, ratio, trust); raises ArtifactError
+    naming ``where`` when a field is missing or out of range."""
+    from ..core.artifacts import ArtifactError
+
+    physics = entry.get("physics")
+    try:
+        substeps, ratio, trust = physics["substeps"], float(physics["ratio"]), float(physics["trust"])
+    except (TypeError, KeyError, ValueError) as err:
+        raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust ({err})") from None
+    if not (isinstance(substeps, int) and substeps >= 1 and ratio >= 1.0 and trust >= 0.0):
+        raise ArtifactError(f"{where}: physics substeps = {substeps!r} (an integer >= 1), ratio = {ratio!r} (>= 1) "
+                            f"and trust = {trust!r} (>= 0 or 'inf') are out of range")
+    return substeps, ratio, trust
 
 
 class PhysicsFirstNNN:
@@ -47,11 +65,18 @@ class PhysicsFirstNNN:
         Error-estimate threshold [mass fraction] below which the step answers.
     """
 
-    def __init__(self, net, dt, network, screening, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, trust=0.0):
+    def __init__(self, net, dt, network, screening, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, trust=0.0,
+                 isotopes=None):
         self.net, self.dt = net, float(dt)
         self.network_name, self.screening = network, bool(screening)
         self.substeps, self.ratio, self.trust = int(substeps), float(ratio), float(trust)
+        self.isotopes = None if isotopes is None else tuple(isotopes)
         self._kernel = None
+
+    def to(self, device):
+        """Move the net (the physics step runs on the CPU)."""
+        self.net = self.net.to(device)
+        return self
 
     @property
     def config(self):
@@ -61,7 +86,11 @@ class PhysicsFirstNNN:
     def kernel(self):
         if self._kernel is None:
             from .network import load_burner_kernel, load_network
-            self._kernel = load_burner_kernel(load_network(self.network_name, screening=self.screening))
+            network = load_network(self.network_name, screening=self.screening)
+            if self.isotopes is not None and tuple(network.isotopes) != self.isotopes:
+                raise ValueError(f"the set's isotopes differ from those of the built network {network.name} "
+                                 f"(another pynucastro version?); the physics step needs them in one order")
+            self._kernel = load_burner_kernel(network)
         return self._kernel
 
     def step(self, temperature, density, mass_fraction):
@@ -78,7 +107,9 @@ class PhysicsFirstNNN:
         if self.trust > 0:
             r = self.step(T, rho, X0)
             X, e, nu = r["mass_fraction"].copy(), r["e_nuc"].copy(), r["eps_nu"].copy()
-            use_net = (r["status"] != 0) | ~(r["error"] < self.trust)
+            usable = ((r["status"] == 0) & np.isfinite(X).all(axis=1) & np.isfinite(e) & np.isfinite(nu)
+                      & (r["negative"] <= MAX_NEGATIVE))
+            use_net = ~usable | ~(r["error"] < self.trust)
         else:
             X, e, nu = np.empty_like(X0), np.empty(len(T)), np.empty(len(T))
             use_net = np.ones(len(T), dtype=bool)
@@ -88,8 +119,9 @@ class PhysicsFirstNNN:
 
 
 def _relative_errors(X, X_true, X0):
-    """Per state: sum_i |X - X_true| over the persistence error sum_i |X0 - X_true|, capped at 10."""
-    return np.minimum(np.abs(X - X_true).sum(axis=1) / (np.abs(X0 - X_true).sum(axis=1) + 1e-300), 10.0)
+    """Per state: sum_i |X - X_true| over the persistence error sum_i |X0 - X_true| (+ 1e-12, so states
+    where nothing moves but round-off count as matched), capped at 10."""
+    return np.minimum(np.abs(X - X_true).sum(axis=1) / (np.abs(X0 - X_true).sum(axis=1) + 1e-12), 10.0)
 
 
 def choose_trust(model, arrays):
@@ -103,11 +135,14 @@ def choose_trust(model, arrays):
     X_true = raw[:, :n]
     r = model.step(T, rho, X0)
     X_net = model.net.predict(T, rho, X0)[0]
-    rel_step = np.where(r["status"] == 0, _relative_errors(r["mass_fraction"], X_true, X0), np.inf)
-    rel_net = _relative_errors(X_net, X_true, X0)
+    if len(T) == 0:
+        raise ValueError("choose_trust needs held-out states; the split given is empty")
+    usable = (r["status"] == 0) & np.isfinite(r["mass_fraction"]).all(axis=1) & (r["negative"] <= MAX_NEGATIVE)
+    rel_step = np.where(usable, _relative_errors(r["mass_fraction"], X_true, X0), np.inf)
+    rel_net = np.nan_to_num(_relative_errors(X_net, X_true, X0), nan=10.0)
     scores = {}
     for trust in TRUST_CANDIDATES:
-        use_step = (r["status"] == 0) & (r["error"] < trust)
+        use_step = usable & (r["error"] < trust)
         scores[trust] = float(np.where(use_step, rel_step, rel_net).mean())
     best = min(TRUST_CANDIDATES, key=lambda t: (scores[t], t))
     return best, scores
@@ -115,28 +150,29 @@ def choose_trust(model, arrays):
 
 def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, fractions=None):
     """Make the NNN set ``model_dir`` physics-first: choose each dt's trust on the validation splits of
-    ``catalogs`` (those it was trained on) and record ``physics`` in its manifest. Returns
+    ``catalogs`` (of the set's network and isotopes; pass those it was trained on, so the validation
+    states are held out) and record ``physics`` in its manifest, written once at the end. Returns
     {dt: (trust, scores)}."""
+    from ..core.artifacts import ArtifactError, load_weights, read_manifest
     from ..core.catalog import SPLIT_FRACTIONS
-    from .nnn import _catalog_arrays, load_nnn_set
+    from .nnn import NNN, NNN_FORMAT, NNN_FORMAT_VERSION, NNNConfig, _catalog_arrays
 
     model_dir = Path(model_dir)
-    path = model_dir / MANIFEST
-    manifest = json.loads(path.read_text())
-    for entry in manifest["models"].values():
-        entry.pop("physics", None)
-    write_json_atomic(path, manifest)  # plain nets while the trust is chosen
-    models, _ = load_nnn_set(model_dir)
+    manifest = read_manifest(model_dir, fmt=NNN_FORMAT, version=NNN_FORMAT_VERSION)
     chosen = {}
     for key, entry in manifest["models"].items():
         dt = float(entry["dt_s"])
-        _, arrays, _ = _catalog_arrays(list(catalogs), dt, fractions or SPLIT_FRACTIONS)
-        model = PhysicsFirstNNN(models[dt], dt, manifest["network"], entry.get("screening", True),
-                                substeps=substeps, ratio=ratio)
+        net = NNN(NNNConfig(**entry["config"]))
+        net.load_state_dict(load_weights(model_dir / entry["file"], entry["sha256"]))
+        isotopes, arrays, _ = _catalog_arrays(list(catalogs), dt, fractions or SPLIT_FRACTIONS)
+        if isotopes != manifest["isotopes"]:
+            raise ArtifactError(f"{catalogs} hold other isotopes than the set {model_dir}")
+        model = PhysicsFirstNNN(net.eval(), dt, manifest["network"], entry.get("screening", True),
+                                substeps=substeps, ratio=ratio, isotopes=manifest["isotopes"])
         trust, scores = choose_trust(model, arrays["validation"])
+        chosen[dt] = (trust, scores)
         entry["physics"] = {"substeps": int(substeps), "ratio": float(ratio),
                             "trust": trust if math.isfinite(trust) else "inf",
                             "validation_scores": {f"{k:g}": round(v, 5) for k, v in scores.items()}}
-        chosen[dt] = (trust, scores)
-    write_json_atomic(path, manifest)
+    write_json_atomic(model_dir / MANIFEST, manifest)
     return chosen

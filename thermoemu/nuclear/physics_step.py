@@ -22,9 +22,10 @@ renormalized. e_nuc [erg g^-1] is the mass-excess change minus the neutrino ener
 rate at the end state.
 
 Measured (docs/nuclear.md, "Physics-first NNNs"): on states along mesa80 trajectories at dt = 1e-3 s,
-4 substeps beat "nothing changes" in 100 % of states whose composition moves by < 0.1 and 92 % of the
-rest, at 0.37 ms per cell against 27-59 ms for the reference burn; on fresh random mixtures (the seed's
-test set), whose first microseconds are violent transients, it is poor, and the net answers there.
+4 / 8 substeps beat "nothing changes" in 100 % of states whose composition moves by < 0.1 and 92.5 /
+96 % of the rest, at ~0.4 / ~0.5-0.9 ms per cell (the burner: 4 ms there, 31 ms from fresh random
+mixtures); on fresh random mixtures, whose first microseconds are violent transients, it is poor, and
+the net answers there.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ __all__ = ["physics_step", "PHYSICS_STATUS", "DEFAULT_SUBSTEPS", "DEFAULT_RATIO"
 
 #: Codes per cell.
 PHYSICS_STATUS = {0: "ok", 3: "rate table left its bounds (weak-rate rho Ye or T)", 4: "non-finite state"}
-#: Substeps per step and their growth ratio (measured, docs/nuclear.md).
-DEFAULT_SUBSTEPS = 4
+#: Substeps per step and their growth ratio (the shipped set's; measured, docs/nuclear.md).
+DEFAULT_SUBSTEPS = 8
 DEFAULT_RATIO = 4.0
 
 if numba is not None:
