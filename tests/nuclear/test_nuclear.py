@@ -634,6 +634,19 @@ def test_cli_train_nnn_passes_the_variants_and_the_lr_patience(nnn_catalog, tmp_
     assert {h[2] for h in train(tmp_path / "patient", 1000)["history"]} == {0.3}
 
 
+def test_cli_train_nnn_hybrid_physics_first(nnn_catalog, tmp_path, capsys):
+    import json
+
+    from thermoemu.cli import main
+    args = ["train-nnn", "--catalog", str(nnn_catalog), "--dt", "0.1", "--out", str(tmp_path / "pf"), "--layers", "2",
+            "--first-width", "16", "--width", "16", "--max-epochs", "5", "--target", "hybrid",
+            "--physics-substeps", "2", "-q", "--threads", "1"]
+    assert main(args) == 0
+    entry = json.loads((tmp_path / "pf" / "manifest.json").read_text())["models"]["0.1"]
+    assert entry["config"]["target"] == "hybrid" and entry["physics"]["substeps"] == 2
+    assert "physics-first, the step trusted below" in capsys.readouterr().out
+
+
 def test_residual_prior_reads_x_not_the_log_inputs():
     """residual and log_inputs together: with a zero output layer the prediction is still X0."""
     import torch

@@ -48,6 +48,11 @@ def _train_nnn(a):
         print(f"NNN dt = {dt:g} s: {m['epochs']} epochs, {m['train_wall_s']} s; test mean |dX| {m.get('mean_abs_dX', float('nan')):.3g}, "
               f"e_nuc {100 * m.get('mean_rel_e_nuc', float('nan')):.3g} %, eps_nu {100 * m.get('mean_rel_eps_nu', float('nan')):.3g} %; "
               f"wrote {a.out}/{entry['file']}")
+    if a.physics_substeps:
+        from .physics_first import attach_physics
+        for dt, (trust, scores) in attach_physics(a.out, catalogs, substeps=a.physics_substeps).items():
+            print(f"NNN dt = {dt:g} s: physics-first, the step trusted below an error estimate of {trust:g} "
+                  f"(validation score {scores[trust]:.3g}; net only {scores[0.0]:.3g})")
     return 0
 
 
@@ -112,6 +117,9 @@ def add_commands(sub):
                     help="composition: the seed's end composition (softmax); change: our residual design, the "
                          "asinh-scaled changes of X, Ye, e_nuc and eps_nu over dt (zero output = nothing changes)")
     tn.add_argument("--activation", default="relu", choices=["relu", "silu"])
+    tn.add_argument("--physics-substeps", type=int, default=0, metavar="N",
+                    help="make the set physics-first (the network's own step with N substeps where it is usable "
+                         "and trusted; the trust chosen on the catalogs' validation splits); 0: plain nets")
     tn.add_argument("--lr", type=float, default=1e-4)
     tn.add_argument("--lr-patience", type=int, default=8,
                     help="epochs without a better validation loss before the learning rate halves")
