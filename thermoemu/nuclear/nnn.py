@@ -204,26 +204,36 @@ class NNN(nn.Module):
         if self.config.target == "change":
             return decode_changes(self(u).double().cpu().numpy(), X0, self.z_over_a.double().cpu().numpy())
         if self.config.target == "hybrid":
-            return self._decode_hybrid(self(u).double().cpu().numpy(), X0)[:3]
+            return self._decode_hybrid(self(u).double().cpu().numpy(), X0)
         logX, e = self(u)
         e = e.double().cpu().numpy() * ENERGY_SCALE
         return np.exp(logX.double().cpu().numpy()), e[:, 0], np.maximum(e[:, 1], 0.0)
 
 
-def _decode_hybrid_outputs(out, X0, z_over_a, gate):
-    """(X, e_nuc, eps_nu, X_change, e_change, X_composition, e_composition) of a hybrid NNN's raw outputs."""
+def _change_head(z, X0, z_over_a):
+    """dX (N, n), Ye after dt, e_nuc [erg g^-1] and eps_nu [erg g^-1 s^-1] from the scaled changes ``z``
+    (N, n + 3) of a change head (see :meth:`NNN.encode_targets`)."""
     n = X0.shape[1]
     c = CHANGE_SCALES
-    v = np.sinh(np.clip(out[:, n + 2:], -CHANGE_CLIP, CHANGE_CLIP) * CHANGE_DIVISOR)
-    ye = X0 @ z_over_a + c["ye"] * v[:, n]
-    dX = c["mass_fraction"] * v[:, :n]
-    X_change = project_composition(X0 + dX, z_over_a, ye)
-    X_comp = project_composition(np.exp(out[:, :n]), z_over_a, ye)
-    e_change, e_comp = c["e_nuc"] * v[:, n + 1], out[:, n] * ENERGY_SCALE
-    small = (np.abs(dX).sum(axis=1) < gate)[:, None]
-    X = np.where(small, X_change, X_comp)
-    e = np.where(small[:, 0], e_change, e_comp)
-    return X, e, np.maximum(out[:, n + 1] * ENERGY_SCALE, 0.0), X_change, e_change, X_comp, e_comp
+    v = np.sinh(np.clip(z, -CHANGE_CLIP, CHANGE_CLIP) * CHANGE_DIVISOR)
+    return (c["mass_fraction"] * v[:, :n], X0 @ z_over_a + c["ye"] * v[:, n], c["e_nuc"] * v[:, n + 1],
+            np.maximum(c["eps_nu"] * v[:, n + 2], 0.0))
+
+
+def _decode_hybrid_outputs(out, X0, z_over_a, gate):
+    """X, e_nuc and eps_nu of a hybrid NNN's raw outputs: X and e_nuc from the change head where it predicts
+    sum_i |dX_i| < ``gate``, from the composition head elsewhere, each composition projected onto the
+    change head's Ye (only the rows that use it); eps_nu from the composition head."""
+    n = X0.shape[1]
+    dX, ye, e_change, _ = _change_head(out[:, n + 2:], X0, z_over_a)
+    small = np.abs(dX).sum(axis=1) < gate
+    X = np.empty_like(X0)
+    if small.any():
+        X[small] = project_composition(X0[small] + dX[small], z_over_a, ye[small])
+    if not small.all():
+        X[~small] = project_composition(np.exp(out[~small, :n]), z_over_a, ye[~small])
+    e = np.where(small, e_change, out[:, n] * ENERGY_SCALE)
+    return X, e, np.maximum(out[:, n + 1] * ENERGY_SCALE, 0.0)
 
 
 def project_composition(X, z_over_a, ye, iterations=40, tolerance=1e-13):
@@ -251,12 +261,8 @@ def project_composition(X, z_over_a, ye, iterations=40, tolerance=1e-13):
 def decode_changes(z, X0, z_over_a):
     """Mass fractions, e_nuc [erg g^-1] and eps_nu [erg g^-1 s^-1] from the scaled changes ``z`` (N, n + 3)
     of a ``target="change"`` NNN (see :meth:`NNN.encode_targets`)."""
-    n = X0.shape[1]
-    c = CHANGE_SCALES
-    v = np.sinh(np.clip(z, -CHANGE_CLIP, CHANGE_CLIP) * CHANGE_DIVISOR)
-    ye = X0 @ z_over_a + c["ye"] * v[:, n]
-    X = project_composition(X0 + c["mass_fraction"] * v[:, :n], z_over_a, ye)
-    return X, c["e_nuc"] * v[:, n + 1], np.maximum(c["eps_nu"] * v[:, n + 2], 0.0)
+    dX, ye, e_nuc, eps_nu = _change_head(z, X0, z_over_a)
+    return project_composition(X0 + dX, z_over_a, ye), e_nuc, eps_nu
 
 
 def _l1_loss(n_iso, mass_loss_weight=0.0, energy_loss_weight=1.0, change=False):
@@ -295,8 +301,9 @@ def choose_gate(model, arrays):
     n = model.config.n_isotopes
     with torch.inference_mode():
         out = model(model.features(logT, logr, X0).to(model.out.weight.device)).double().cpu().numpy()
-    _, _, _, X_change, _, X_comp, _ = model._decode_hybrid(out, X0, gate=0.0)
-    predicted = np.abs(CHANGE_SCALES["mass_fraction"] * np.sinh(out[:, n + 2:2 * n + 2] * CHANGE_DIVISOR)).sum(axis=1)
+    X_change = model._decode_hybrid(out, X0, gate=np.inf)[0]   # the change head everywhere
+    X_comp = model._decode_hybrid(out, X0, gate=0.0)[0]        # the composition head everywhere
+    predicted = np.abs(_change_head(out[:, n + 2:], X0, model.z_over_a.double().cpu().numpy())[0]).sum(axis=1)
     err_change = np.abs(X_change - raw[:, :n]).sum(axis=1)
     err_comp = np.abs(X_comp - raw[:, :n]).sum(axis=1)
     scores = [np.where(predicted < g, err_change, err_comp).mean() for g in GATE_CANDIDATES]
