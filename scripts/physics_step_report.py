@@ -66,10 +66,10 @@ def main(argv=None):
             X, _, _, net = models[dt].predict(T, rho, X0, return_source=True)
             beats_X = np.abs(X - X_ref).sum(axis=1) < moved
             beats_ye = np.abs(X @ z_over_a - ye_ref) < ye_moved
-            part = lambda m: (f"{100 * beats_X[m].mean():.1f} / {100 * beats_ye[m].mean():.1f} %"  # noqa: E731
-                              if m.any() else "n/a")
+            parts = [f"{100 * beats_X[m].mean():.1f} / {100 * beats_ye[m].mean():.1f} %" if m.any() else "n/a"
+                     for m in (~net, net)]
             print(f"  dt {dt:g} s, shipped set: the step answers {100 * (~net).mean():.1f} % of cells, beating "
-                  f"persistence (X / Ye) on {part(~net)} of them; the net on {part(net)} of its cells", flush=True)
+                  f"persistence (X / Ye) on {parts[0]} of them; the net on {parts[1]} of its cells", flush=True)
 
 
 if __name__ == "__main__":

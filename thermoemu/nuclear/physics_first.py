@@ -15,7 +15,6 @@ returns :class:`PhysicsFirstNNN` models, which predict as the plain ones do.
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -160,7 +159,7 @@ def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFA
     model_dir = Path(model_dir)
     manifest = read_manifest(model_dir, fmt=NNN_FORMAT, version=NNN_FORMAT_VERSION)
     chosen = {}
-    for key, entry in manifest["models"].items():
+    for entry in manifest["models"].values():
         dt = float(entry["dt_s"])
         net = NNN(NNNConfig(**entry["config"]))
         net.load_state_dict(load_weights(model_dir / entry["file"], entry["sha256"]))

@@ -63,7 +63,7 @@ if numba is not None:
         if not _fun(z, rho, T, base, D, screened, C, f):
             return 3
         error = 0.0
-        for s in range(substeps):
+        for _ in range(substeps):
             if not _jac(z, rho, T, base, D, screened, C, J):
                 return 3
             _lu_factor(J, h, D.order, LU, piv, cols)
