@@ -171,3 +171,8 @@ def test_the_command_line(snapshot, tmp_path):
     bad = subprocess.run([sys.executable, "-m", "thermoemu.cli", "apply", str(snapshot), "--dt", "soon", "-o",
                           str(tmp_path / "x.nc")], capture_output=True, text=True, timeout=300)
     assert bad.returncode == 2 and "dt field 'soon' is not in the snapshot" in bad.stderr
+
+
+def test_the_command_line_and_the_function_share_the_default_slab_size():
+    from thermoemu.snapshots import apply, cli
+    assert cli.CHUNK_CELLS == apply.CHUNK_CELLS

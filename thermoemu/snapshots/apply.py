@@ -39,7 +39,7 @@ from .conventions import as_dataset, detect_convention
 __all__ = ["apply_snapshot", "open_snapshot", "parse_dt", "ApplyError"]
 
 #: Default cells per slab (one dask task each).
-CHUNK_CELLS = 32768
+CHUNK_CELLS = 131072
 PARTS_SUFFIX = ".parts"
 _RUN_FILE = "run.json"
 
@@ -420,28 +420,71 @@ def _progress(total, done, enabled):
     return tqdm(total=total, initial=done, unit="slab", desc="apply", file=sys.stderr)
 
 
+def _provenance(options, source, key):
+    return {"thermoemu_version": package_version(), "thermoemu_apply_dt": json.dumps(options["dt"]),
+            "thermoemu_apply_model": "reference solver" if options["reference"] else options["model"],
+            "thermoemu_apply_update": str(options["update"] or "the model set's default"),
+            "thermoemu_apply_out_of_domain": options["out_of_domain"],
+            "thermoemu_apply_convention": options["convention"],
+            "thermoemu_apply_input": str(source) if isinstance(source, (str, os.PathLike)) else "memory",
+            "thermoemu_apply_run_key": key}
+
+
 def _assemble(part_of, dim, output, source, options, key):
     """Join the parts, slab by slab, into the output (written under a temporary name, then renamed)."""
     files = [part_of[i] for i in sorted(part_of)]
-    ds = xr.open_mfdataset(files, engine="netcdf4", combine="nested", concat_dim=dim, data_vars="minimal",
-                           coords="minimal", compat="override", combine_attrs="override", parallel=False)
-    try:
-        ds.attrs.update({"thermoemu_version": package_version(), "thermoemu_apply_dt": json.dumps(options["dt"]),
-                         "thermoemu_apply_model": "reference solver" if options["reference"] else options["model"],
-                         "thermoemu_apply_update": str(options["update"] or "the model set's default"),
-                         "thermoemu_apply_out_of_domain": options["out_of_domain"],
-                         "thermoemu_apply_convention": options["convention"],
-                         "thermoemu_apply_input": str(source) if isinstance(source, (str, os.PathLike)) else "memory",
-                         "thermoemu_apply_run_key": key})
-        tmp = output.with_name(output.name + ".tmp")
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
-        if output.suffix == ".zarr":
+    tmp = output.with_name(output.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    if output.suffix == ".zarr":
+        ds = xr.open_mfdataset(files, engine="netcdf4", combine="nested", concat_dim=dim, data_vars="minimal",
+                               coords="minimal", compat="override", combine_attrs="override", parallel=False)
+        try:
+            ds.attrs.update(_provenance(options, source, key))
             ds.to_zarr(tmp, mode="w")
-        else:
-            ds.to_netcdf(tmp, engine="netcdf4")
-    finally:
-        ds.close()
+        finally:
+            ds.close()
+    else:
+        _join_netcdf(files, dim, tmp, _provenance(options, source, key))
     if output.exists():
         shutil.rmtree(output) if output.is_dir() else output.unlink()
     os.replace(tmp, output)
+
+
+def _join_netcdf(files, dim, target, attrs):
+    """Concatenate netCDF part files along ``dim`` into ``target`` by copying their variables' stored values
+    hyperslab by hyperslab (no decoding: types, fill values and attributes stay as the parts have them);
+    variables without ``dim`` come from the first part."""
+    import netCDF4
+
+    with netCDF4.Dataset(files[0]) as first:
+        sizes = []
+        for path in files:
+            with netCDF4.Dataset(path) as part:
+                sizes.append(len(part.dimensions[dim]))
+        with netCDF4.Dataset(target, "w", format=first.data_model) as out:
+            out.setncatts({**{k: first.getncattr(k) for k in first.ncattrs()}, **attrs})
+            for name, d in first.dimensions.items():
+                out.createDimension(name, sum(sizes) if name == dim else len(d))
+            for name, var in first.variables.items():
+                fill = var.getncattr("_FillValue") if "_FillValue" in var.ncattrs() else None
+                filters = var.filters() or {}
+                new = out.createVariable(name, var.datatype, var.dimensions, fill_value=fill if fill is not None else False,
+                                         zlib=bool(filters.get("zlib")), complevel=filters.get("complevel", 4),
+                                         shuffle=bool(filters.get("shuffle")))
+                new.setncatts({k: var.getncattr(k) for k in var.ncattrs() if k != "_FillValue"})
+                new.set_auto_maskandscale(False)
+                if dim not in var.dimensions:
+                    var.set_auto_maskandscale(False)
+                    new[...] = var[...]
+            start = 0
+            for path, size in zip(files, sizes):
+                with netCDF4.Dataset(path) as part:
+                    for name, var in part.variables.items():
+                        if dim in var.dimensions:
+                            var.set_auto_maskandscale(False)
+                            axis = var.dimensions.index(dim)
+                            index = tuple(slice(start, start + size) if k == axis else slice(None)
+                                          for k in range(var.ndim))
+                            out.variables[name][index] = var[...]
+                start += size

@@ -7,6 +7,9 @@ import sys
 
 __all__ = ["add_commands"]
 
+#: Cells per slab by default (the same as :data:`thermoemu.snapshots.apply.CHUNK_CELLS`; a test checks).
+CHUNK_CELLS = 131072
+
 
 def _apply(a):
     from .apply import apply_snapshot
@@ -44,7 +47,8 @@ def add_commands(sub):
     p.add_argument("--out-of-domain", default="reference", choices=["reference", "flag", "raise"])
     p.add_argument("--convention", default=None, choices=["grackle", "thermoemu"],
                    help="the input's convention (default: detected from its fields)")
-    p.add_argument("--chunk-cells", type=int, default=32768, help="cells per slab and dask task (default 32768)")
+    p.add_argument("--chunk-cells", type=int, default=CHUNK_CELLS,
+                   help=f"cells per slab and dask task (default {CHUNK_CELLS}); memory per worker grows with it")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, default=None,
                        help="worker processes of a LocalCluster (default: every core; 0: in this process)")

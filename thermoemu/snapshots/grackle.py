@@ -45,6 +45,7 @@ from ..constants import K_BOLTZMANN, M_HYDROGEN
 from ..core.grid import StateError, check_values
 from ..primordial.physics.network import SPECIES
 from ..primordial.physics.thermo import cv_h2, energy_h2
+from . import energy as compiled_energy
 
 __all__ = ["GrackleUnits", "SPECIES_FIELDS", "HELIUM_FIELDS", "ENERGY_FIELDS", "fields_to_state", "state_to_fields",
            "fields_from_state",
@@ -251,12 +252,20 @@ def fields_to_state(ds, units=None, *, cv_model="frozen"):
 
 def _temperature_kernel(energy_per_H, abundance, y_He, y_eHe, *, cv_model):
     y = np.moveaxis(np.asarray(abundance, dtype=float), -1, 0)
-    return temperature_from_energy(energy_per_H, y, y_He, y_eHe, cv_model)
+    if not compiled_energy.available(cv_model):
+        return temperature_from_energy(energy_per_H, y, y_He, y_eHe, cv_model)
+    T, bad = compiled_energy.temperature_cells(energy_per_H, y, y_He, y_eHe, cv_model)
+    if bad >= 0:
+        raise StateError(f"internal energy {np.ravel(energy_per_H)[bad]:.4g} erg per H nucleus (cell {bad}) has no "
+                         "temperature in [0.1 K, 1e9 K]; internal_energy must be finite and positive")
+    return T
 
 
 def _energy_kernel(temperature, abundance, y_He, y_eHe, *, cv_model):
     y = np.moveaxis(np.asarray(abundance, dtype=float), -1, 0)
-    return internal_energy(temperature, y, y_He, y_eHe, cv_model)
+    if not compiled_energy.available(cv_model):
+        return internal_energy(temperature, y, y_He, y_eHe, cv_model)
+    return compiled_energy.internal_energy_cells(temperature, y, y_He, y_eHe, cv_model)
 
 
 def _with_attrs(da, attrs):
