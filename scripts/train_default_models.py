@@ -37,6 +37,8 @@ RESIDUAL = NetConfig(kind="residual", layers=4, width=96, n_inputs=17, n_outputs
 #: states relax through faster transients (Table 2 of the physics step alone, region 4, H / T below 5 %:
 #: 14 / 18 % with 8 substeps, 51 / 60 % with 32; docs/emulator.md).
 SUBSTEPS = {0: 8, 1: 8, 2: 32, 3: 32, 4: 32}
+#: Of those, how many at the end are equal (1: all geometric; physics_step.substep_fractions).
+UNIFORM = {0: 1, 1: 1, 2: 1, 3: 1, 4: 1}
 
 
 def catalog_folder(region, samples):
@@ -52,6 +54,8 @@ def main(argv=None):
     p.add_argument("--layers", type=int, default=None, help="hidden layers of the physics-first net")
     p.add_argument("--width", type=int, default=None, help="width of the physics-first net")
     p.add_argument("--substeps", type=int, default=None, help="physics-step substeps (default: per region, SUBSTEPS)")
+    p.add_argument("--uniform-substeps", type=int, default=None,
+                   help="of those, how many at the end are equal (default: per region, UNIFORM)")
     p.add_argument("--samples", type=int, default=1_000_000, help="catalog size per region")
     p.add_argument("--workers", type=int, default=2, help="dask workers for catalog builds")
     p.add_argument("--max-minutes", type=float, default=20.0,
@@ -79,7 +83,8 @@ def main(argv=None):
         t1 = time.perf_counter()
         if a.design == "physics-first":
             predictor = replace(RESIDUAL, layers=a.layers or RESIDUAL.layers, width=a.width or RESIDUAL.width,
-                                substeps=a.substeps or SUBSTEPS[r])
+                                substeps=a.substeps or SUBSTEPS[r],
+                                uniform_substeps=a.uniform_substeps or UNIFORM[r])
             timescale = None
         else:
             predictor, timescale = replace(PREDICTOR, anchored=a.anchored), TIMESCALE

@@ -17,7 +17,8 @@ from thermoemu.primordial.physics.network import conservation_residual, free_fal
 from thermoemu.primordial.physics_step import physics_step, substep_fractions
 from thermoemu.primordial.reference import ReferenceStepper
 
-TINY_RESIDUAL = NetConfig(kind="residual", layers=2, width=32, n_inputs=17, n_outputs=7, substeps=4)
+TINY_RESIDUAL = NetConfig(kind="residual", layers=2, width=32, n_inputs=17, n_outputs=7, substeps=4,
+                          uniform_substeps=2)
 
 
 @pytest.fixture(scope="module")
@@ -71,11 +72,14 @@ def test_trace_closure_keeps_the_start_values_at_zero_dt_and_reaches_balance_at_
 
 
 # ----------------------------------------------------------------------------- the physics step
-def test_compiled_physics_step_equals_numpy(network, track):
+@pytest.mark.parametrize("uniform", [1, 4])
+def test_compiled_physics_step_equals_numpy(network, track, uniform):
     n_H, x0, dt, _ = track
     for f in (1.0, 100.0):  # 1e-2 and 1 t_ff
-        a, ua, ea = physics_step(network, n_H, x0, f * dt, 8, compiled=False, return_substeps=True, return_error=True)
-        b, ub, eb = physics_step(network, n_H, x0, f * dt, 8, compiled=True, return_substeps=True, return_error=True)
+        a, ua, ea = physics_step(network, n_H, x0, f * dt, 8, uniform=uniform, compiled=False, return_substeps=True,
+                                 return_error=True)
+        b, ub, eb = physics_step(network, n_H, x0, f * dt, 8, uniform=uniform, compiled=True, return_substeps=True,
+                                 return_error=True)
         np.testing.assert_array_equal(ua, ub)
         np.testing.assert_allclose(a, b, rtol=1e-9)
         np.testing.assert_allclose(ea, eb, rtol=1e-6)
@@ -123,6 +127,33 @@ def test_substeps_grow_geometrically_and_bad_counts_are_refused(network, track):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="substeps"):
             physics_step(network, track[0], track[1], track[2], bad)
+
+
+def test_uniform_substeps_end_the_step_with_equal_ones(network, track):
+    np.testing.assert_array_equal(substep_fractions(6, 1), substep_fractions(6))
+    np.testing.assert_allclose(substep_fractions(6, 3), np.array([0.125, 0.25, 0.5, 1, 1, 1]) / 3.875)
+    np.testing.assert_allclose(substep_fractions(4, 4), np.full(4, 0.25))
+    for bad in (0, 7, 2.0, True):
+        with pytest.raises(ValueError, match="uniform substeps"):
+            physics_step(network, track[0], track[1], track[2], 6, uniform=bad)
+    with pytest.raises(ValueError, match="uniform_substeps"):
+        NetConfig(kind="residual", substeps=4, uniform_substeps=5)
+
+
+@pytest.mark.parametrize("fraction", [1e-3, 0.1])
+def test_equal_final_substeps_bring_the_physics_step_closer_to_the_reference(network, fraction):
+    """Random region-1 states (far from equilibrium): with the same 32 substeps, ending on 16 equal ones
+    puts the temperature within 5 % of the reference in clearly more cells than geometric ones, whose
+    last substep is dt / 2 (measured: 0.44 -> 0.52 at 0.1 t_ff, 0.55 -> 0.73 at 1e-3 t_ff)."""
+    from thermoemu.primordial.sampling import sample_region
+
+    n_H, x0 = sample_region(1, 300, np.random.default_rng(4))
+    dt = fraction * free_fall_time(n_H)
+    ref = ReferenceStepper().step_arrays({"n_H": n_H}, x0, dt).x
+    with np.errstate(all="ignore"):
+        within = {u: (np.abs(physics_step(network, n_H, x0, dt, 32, uniform=u)[6] / ref[6] - 1) < 0.05).mean()
+                  for u in (1, 16)}
+    assert within[16] > within[1] + 0.05, within
 
 
 # ----------------------------------------------------------------------------- residual models

@@ -47,6 +47,9 @@ class NetConfig:
         equilibrium, are represented exactly (ours).
     substeps : int
         Residual nets only: substeps of the physics step the net corrects.
+    uniform_substeps : int
+        Residual nets only: of those substeps, how many at the end are equal (1: all geometric;
+        :func:`thermoemu.primordial.physics_step.substep_fractions`).
     """
 
     kind: str = "fused"
@@ -58,14 +61,18 @@ class NetConfig:
     anchored: bool = False
     linear_skip: bool = False
     substeps: int = 1
+    uniform_substeps: int = 1
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"NetConfig.kind = {self.kind!r}; allowed: {', '.join(map(repr, KINDS))}")
-        for name in ("layers", "width", "latent", "n_inputs", "n_outputs", "substeps"):
+        for name in ("layers", "width", "latent", "n_inputs", "n_outputs", "substeps", "uniform_substeps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"NetConfig.{name} = {value!r}; must be a positive integer")
+        if self.uniform_substeps > self.substeps:
+            raise ValueError(f"NetConfig.uniform_substeps = {self.uniform_substeps!r}; must be <= substeps = "
+                             f"{self.substeps}")
 
     def to_dict(self):
         return asdict(self)

@@ -165,7 +165,8 @@ class RegionModel:
         """The physics step a residual net corrects, (7, N), the substeps per cell and its estimated
         local error (:func:`~thermoemu.primordial.physics_step.physics_step`)."""
         with np.errstate(all="ignore"):
-            return physics_step(self.network, n_H, x0, dt, self.predictor_config.substeps, return_substeps=True,
+            return physics_step(self.network, n_H, x0, dt, self.predictor_config.substeps,
+                                uniform=self.predictor_config.uniform_substeps, return_substeps=True,
                                 return_error=True)
 
     def residual_correction(self, n_H, x0, dt, x_base, substeps):

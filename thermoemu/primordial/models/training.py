@@ -102,7 +102,8 @@ class _Separate(nn.Module):
 def _checkpoint_name(region, config):
     c = config
     if c.kind == "residual":
-        return f"region{region}-residual-L{c.layers}-W{c.width}-K{c.substeps}"
+        uniform = f"U{c.uniform_substeps}" if c.uniform_substeps > 1 else ""
+        return f"region{region}-residual-L{c.layers}-W{c.width}-K{c.substeps}{uniform}"
     return f"region{region}-{c.kind}-L{c.layers}-W{c.width}-P{c.latent}"
 
 
@@ -119,12 +120,12 @@ def dex_l1(y_std):
     return loss
 
 
-def residual_arrays(network, d, substeps):
+def residual_arrays(network, d, substeps, uniform=1):
     """Inputs (N, 17) and targets (N, 7) of a residual net for catalog arrays ``d``: finite rows where the
     net is used (the physics step's estimated error is at least PHYSICS_TRUST; elsewhere no net is applied)."""
     with np.errstate(all="ignore"):
-        x_base, used, error = physics_step(network, d.n_H, d.x0, d.dt, substeps, return_substeps=True,
-                                           return_error=True)
+        x_base, used, error = physics_step(network, d.n_H, d.x0, d.dt, substeps, uniform=uniform,
+                                           return_substeps=True, return_error=True)
         closed = close_trace_species(network, d.n_H, d.x1, d.x0, d.dt)
         inputs = residual_inputs(d.n_H, d.x0, d.dt, free_fall_time(d.n_H), x_base, used)
         targets = residual_targets(d.x1, x_base, closed)
@@ -258,8 +259,8 @@ def _train_residual(spec, index, region, network, train, valid, out, predictor, 
                     progress):
     """A physics-first model: one residual net over the physics step, no timescale net (plain update)."""
     t0 = time.perf_counter()
-    x, y, _ = residual_arrays(network, train, predictor.substeps)
-    vx, vy, _ = residual_arrays(network, valid, predictor.substeps)
+    x, y, _ = residual_arrays(network, train, predictor.substeps, predictor.uniform_substeps)
+    vx, vy, _ = residual_arrays(network, valid, predictor.substeps, predictor.uniform_substeps)
     scaling = Scaling.fit(x, np.zeros(1), y)
     predictor = replace(predictor, n_inputs=x.shape[1], n_outputs=y.shape[1])
     model = RegionModel.new(region, _observed_ranges(train), predictor, scaling, None, None,

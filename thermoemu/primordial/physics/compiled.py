@@ -575,7 +575,7 @@ if numba is not None:
             x_out[:, cell] = x
 
 
-def physics_step_cells(network, x0, cell, dt, substeps):
+def physics_step_cells(network, x0, cell, dt, substeps, fractions=None):
     """:func:`thermoemu.primordial.physics_step.physics_step` compiled, cell by cell (same values to round-off).
 
     Parameters
@@ -588,6 +588,8 @@ def physics_step_cells(network, x0, cell, dt, substeps):
     dt : ndarray (n,)
         [s]
     substeps : int
+    fractions : ndarray, optional
+        The substeps' fractions of dt (default: ``substep_fractions(substeps)``).
 
     Returns
     -------
@@ -607,7 +609,8 @@ def physics_step_cells(network, x0, cell, dt, substeps):
     err = np.empty(x0.shape[1])
     _physics_step_cells(x0, np.ascontiguousarray(cell_parameter_array(cell)),
                         np.ascontiguousarray(np.broadcast_to(dt, x0.shape[1:]), dtype=float),
-                        substep_fractions(substeps), table, thermalize, int(escape), out, used, err)
+                        np.ascontiguousarray(substep_fractions(substeps) if fractions is None else fractions,
+                                             dtype=float), table, thermalize, int(escape), out, used, err)
     return out, used, err
 
 
