@@ -439,6 +439,45 @@ def test_physics_first_set_answers_with_the_step_where_it_trusts_it(nnn_set, nnn
         load_nnn_set(tmp_path / "pf")
 
 
+def test_physics_first_retry_steps_again_finer_where_the_first_step_overshoots(nnn_set, nnn_catalog, small22,
+                                                                               tmp_path):
+    """With a retry, cells whose first step is not usable get a finer step; the net answers only where that
+    one is not usable either. The retry is recorded in the manifest and read back."""
+    import json
+    import shutil
+
+    from thermoemu.nuclear.network import load_burner_kernel
+    from thermoemu.nuclear.nnn import load_nnn_set
+    from thermoemu.nuclear.physics_first import MAX_NEGATIVE, attach_physics, parse_retry
+    from thermoemu.nuclear.physics_step import physics_step
+    shutil.copytree(nnn_set, tmp_path / "pf")
+    attach_physics(tmp_path / "pf", [nnn_catalog], substeps=2, ratio=4.0, retry=(32, 2.0), fractions=SPLIT)
+    manifest = json.loads((tmp_path / "pf" / "manifest.json").read_text())
+    assert manifest["models"]["0.1"]["physics"]["retry"] == {"substeps": 32, "ratio": 2.0}
+    model = load_nnn_set(tmp_path / "pf")[0][1e-3]
+    assert model.retry == (32, 2.0)
+    ds = _grid(T=(2.6e9, 3e9, 3.5e9, 4e9))
+    T, rho = ds["temperature"].values, ds["density"].values
+    X0 = ds["mass_fraction"].transpose("cell", "isotope").values
+    kernel = load_burner_kernel(small22)
+    first = physics_step(kernel, rho, T, X0, 1e-3, substeps=2, ratio=4.0)
+    fine = physics_step(kernel, rho, T, X0, 1e-3, substeps=32, ratio=2.0)
+    ok_first = (first["status"] == 0) & (first["negative"] <= MAX_NEGATIVE)
+    ok_fine = (fine["status"] == 0) & (fine["negative"] <= MAX_NEGATIVE)
+    retried = ~ok_first & ok_fine
+    assert retried.any(), "the coarse step overshoots at 3.5e9 K (measured: 4e-6 below zero) and the fine one not"
+    model.trust = np.inf
+    X, e, nu, net_cells = model.predict(T, rho, X0, return_source=True)
+    np.testing.assert_array_equal(net_cells, ~(ok_first | ok_fine))
+    np.testing.assert_array_equal(X[ok_first], first["mass_fraction"][ok_first])
+    np.testing.assert_array_equal(X[retried], fine["mass_fraction"][retried])
+    np.testing.assert_array_equal(e[retried], fine["e_nuc"][retried])
+    assert parse_retry("16:3") == (16, 3.0) and parse_retry(None) is None
+    for bad in ("16", "x:2", "0:2", "8:0.5"):
+        with pytest.raises(ValueError, match="physics retry"):
+            parse_retry(bad)
+
+
 def test_emu_step_chains_held_dt_and_refuses_others(nnn_set):
     from thermoemu.nuclear.nnn import load_nnn_set
     ds = _grid()
@@ -640,10 +679,11 @@ def test_cli_train_nnn_hybrid_physics_first(nnn_catalog, tmp_path, capsys):
     from thermoemu.cli import main
     args = ["train-nnn", "--catalog", str(nnn_catalog), "--dt", "0.1", "--out", str(tmp_path / "pf"), "--layers", "2",
             "--first-width", "16", "--width", "16", "--max-epochs", "5", "--target", "hybrid",
-            "--physics-substeps", "2", "-q", "--threads", "1"]
+            "--physics-substeps", "2", "--physics-retry", "16:2", "-q", "--threads", "1"]
     assert main(args) == 0
     entry = json.loads((tmp_path / "pf" / "manifest.json").read_text())["models"]["0.1"]
     assert entry["config"]["target"] == "hybrid" and entry["physics"]["substeps"] == 2
+    assert entry["physics"]["retry"] == {"substeps": 16, "ratio": 2.0}
     assert "physics-first, the step trusted below" in capsys.readouterr().out
 
 

@@ -49,8 +49,9 @@ def _train_nnn(a):
               f"e_nuc {100 * m.get('mean_rel_e_nuc', float('nan')):.3g} %, eps_nu {100 * m.get('mean_rel_eps_nu', float('nan')):.3g} %; "
               f"wrote {a.out}/{entry['file']}")
     if a.physics_substeps:
-        from .physics_first import attach_physics
-        for dt, (trust, scores) in attach_physics(a.out, catalogs, substeps=a.physics_substeps).items():
+        from .physics_first import attach_physics, parse_retry
+        for dt, (trust, scores) in attach_physics(a.out, catalogs, substeps=a.physics_substeps,
+                                                  retry=parse_retry(a.physics_retry)).items():
             print(f"NNN dt = {dt:g} s: physics-first, the step trusted below an error estimate of {trust:g} "
                   f"(validation score {scores[trust]:.3g}; net only {scores[0.0]:.3g})")
     return 0
@@ -120,6 +121,9 @@ def add_commands(sub):
     tn.add_argument("--physics-substeps", type=int, default=0, metavar="N",
                     help="make the set physics-first (the network's own step with N substeps where it is usable "
                          "and trusted; the trust chosen on the catalogs' validation splits); 0: plain nets")
+    tn.add_argument("--physics-retry", default=None, metavar="N:RATIO",
+                    help="with --physics-substeps: step again with N substeps growing by RATIO where the first "
+                         "step overshoots (e.g. 32:2), before the net answers")
     tn.add_argument("--lr", type=float, default=1e-4)
     tn.add_argument("--lr-patience", type=int, default=8,
                     help="epochs without a better validation loss before the learning rate halves")

@@ -24,7 +24,7 @@ from ..core.artifacts import MANIFEST
 from ..core.files import write_json_atomic
 from .physics_step import DEFAULT_RATIO, DEFAULT_SUBSTEPS, physics_step
 
-__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "TRUST_CANDIDATES"]
+__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "parse_retry", "TRUST_CANDIDATES"]
 
 #: Thresholds of the step's error estimate [mass fraction] a set may choose between.
 TRUST_CANDIDATES = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, math.inf)
@@ -33,19 +33,44 @@ MAX_NEGATIVE = 1e-6
 
 
 def physics_settings(entry, where):
-    """The checked ``physics`` record of a manifest entry: (substeps, ratio, trust); raises ArtifactError
-    naming ``where`` when a field is missing or out of range."""
+    """The checked ``physics`` record of a manifest entry: (substeps, ratio, trust, retry), ``retry`` None or
+    (substeps, ratio); raises ArtifactError naming ``where`` when a field is missing or out of range."""
     from ..core.artifacts import ArtifactError
 
     physics = entry.get("physics")
     try:
         substeps, ratio, trust = physics["substeps"], float(physics["ratio"]), float(physics["trust"])
-    except (TypeError, KeyError, ValueError) as err:
-        raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust ({err})") from None
-    if not (isinstance(substeps, int) and substeps >= 1 and ratio >= 1.0 and trust >= 0.0):
-        raise ArtifactError(f"{where}: physics substeps = {substeps!r} (an integer >= 1), ratio = {ratio!r} (>= 1) "
-                            f"and trust = {trust!r} (>= 0 or 'inf') are out of range")
-    return substeps, ratio, trust
+        retry = physics.get("retry")
+        if retry is not None:
+            retry = (retry["substeps"], float(retry["ratio"]))
+    except (TypeError, KeyError, ValueError, AttributeError) as err:
+        raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust, and a retry "
+                            f"needs substeps and ratio ({err})") from None
+    for n, r in [(substeps, ratio)] + ([retry] if retry is not None else []):
+        if not (isinstance(n, int) and n >= 1 and r >= 1.0 and trust >= 0.0):
+            raise ArtifactError(f"{where}: physics substeps = {n!r} (an integer >= 1), ratio = {r!r} (>= 1) "
+                                f"and trust = {trust!r} (>= 0 or 'inf') are out of range")
+    return substeps, ratio, trust, retry
+
+
+def parse_retry(text):
+    """``"32:2"`` -> (32, 2.0) (substeps, ratio of a retry step); None or "" -> None."""
+    if not text:
+        return None
+    try:
+        n, r = str(text).split(":")
+        n, r = int(n), float(r)
+    except ValueError:
+        raise ValueError(f"physics retry = {text!r}: write SUBSTEPS:RATIO, e.g. 32:2") from None
+    if n < 1 or not r >= 1.0:
+        raise ValueError(f"physics retry = {text!r}: substeps must be >= 1 and the ratio >= 1")
+    return n, r
+
+
+def _usable(r):
+    """Cells where a physics-step result can be used: finite, in the rate tables, at most MAX_NEGATIVE clipped."""
+    return ((r["status"] == 0) & np.isfinite(r["mass_fraction"]).all(axis=1) & np.isfinite(r["e_nuc"])
+            & np.isfinite(r["eps_nu"]) & (r["negative"] <= MAX_NEGATIVE))
 
 
 class PhysicsFirstNNN:
@@ -62,13 +87,17 @@ class PhysicsFirstNNN:
         The physics step's geometric substeps.
     trust : float
         Error-estimate threshold [mass fraction] below which the step answers.
+    retry : (int, float), optional
+        (substeps, ratio) of a second, finer step on the cells whose first step is not usable (it
+        overshot: fresh mixtures' first microseconds); where that one is not usable either, the net answers.
     """
 
     def __init__(self, net, dt, network, screening, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, trust=0.0,
-                 isotopes=None):
+                 isotopes=None, retry=None):
         self.net, self.dt = net, float(dt)
         self.network_name, self.screening = network, bool(screening)
         self.substeps, self.ratio, self.trust = int(substeps), float(ratio), float(trust)
+        self.retry = None if retry is None else (int(retry[0]), float(retry[1]))
         self.isotopes = None if isotopes is None else tuple(isotopes)
         self._kernel = None
 
@@ -93,9 +122,23 @@ class PhysicsFirstNNN:
         return self._kernel
 
     def step(self, temperature, density, mass_fraction):
-        """The physics step's result (see :func:`physics_step`) at this model's dt."""
-        return physics_step(self.kernel, density, temperature, mass_fraction, self.dt, substeps=self.substeps,
-                            ratio=self.ratio)
+        """The physics step's result (see :func:`physics_step`) at this model's dt; where a ``retry`` is set,
+        cells whose first result is not usable (:func:`_usable`) are stepped again with the retry's finer
+        substeps, and ``retried`` (bool per cell) says where."""
+        r = physics_step(self.kernel, density, temperature, mass_fraction, self.dt, substeps=self.substeps,
+                         ratio=self.ratio)
+        r["retried"] = np.zeros(len(r["status"]), dtype=bool)
+        if self.retry is not None:
+            again = np.flatnonzero(~_usable(r))
+            if again.size:
+                T = np.broadcast_to(np.asarray(temperature, float), np.shape(density))
+                r2 = physics_step(self.kernel, np.asarray(density, float)[again], T[again],
+                                  np.asarray(mass_fraction, float)[again], self.dt, substeps=self.retry[0],
+                                  ratio=self.retry[1])
+                for key, value in r2.items():
+                    r[key][again] = value
+                r["retried"][again] = True
+        return r
 
     def predict(self, temperature, density, mass_fraction, *, return_source=False):
         """Mass fractions (N, isotopes), e_nuc [erg g^-1], eps_nu [erg g^-1 s^-1] after dt; with
@@ -106,9 +149,7 @@ class PhysicsFirstNNN:
         if self.trust > 0:
             r = self.step(T, rho, X0)
             X, e, nu = r["mass_fraction"].copy(), r["e_nuc"].copy(), r["eps_nu"].copy()
-            usable = ((r["status"] == 0) & np.isfinite(X).all(axis=1) & np.isfinite(e) & np.isfinite(nu)
-                      & (r["negative"] <= MAX_NEGATIVE))
-            use_net = ~usable | ~(r["error"] < self.trust)
+            use_net = ~_usable(r) | ~(r["error"] < self.trust)
         else:
             X, e, nu = np.empty_like(X0), np.empty(len(T)), np.empty(len(T))
             use_net = np.ones(len(T), dtype=bool)
@@ -136,7 +177,7 @@ def choose_trust(model, arrays):
     X_net = model.net.predict(T, rho, X0)[0]
     if len(T) == 0:
         raise ValueError("choose_trust needs held-out states; the split given is empty")
-    usable = (r["status"] == 0) & np.isfinite(r["mass_fraction"]).all(axis=1) & (r["negative"] <= MAX_NEGATIVE)
+    usable = _usable(r)
     rel_step = np.where(usable, _relative_errors(r["mass_fraction"], X_true, X0), np.inf)
     rel_net = np.nan_to_num(_relative_errors(X_net, X_true, X0), nan=10.0)
     scores = {}
@@ -147,11 +188,12 @@ def choose_trust(model, arrays):
     return best, scores
 
 
-def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, fractions=None):
+def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, retry=None,
+                   fractions=None):
     """Make the NNN set ``model_dir`` physics-first: choose each dt's trust on the validation splits of
     ``catalogs`` (of the set's network and isotopes; pass those it was trained on, so the validation
-    states are held out) and record ``physics`` in its manifest, written once at the end. Returns
-    {dt: (trust, scores)}."""
+    states are held out) and record ``physics`` (substeps, ratio, ``retry`` = (substeps, ratio) if given,
+    trust) in its manifest, written once at the end. Returns {dt: (trust, scores)}."""
     from ..core.artifacts import ArtifactError, load_weights, read_manifest
     from ..core.catalog import SPLIT_FRACTIONS
     from .nnn import NNN, NNN_FORMAT, NNN_FORMAT_VERSION, NNNConfig, _catalog_arrays
@@ -167,10 +209,11 @@ def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFA
         if isotopes != manifest["isotopes"]:
             raise ArtifactError(f"{catalogs} hold other isotopes than the set {model_dir}")
         model = PhysicsFirstNNN(net.eval(), dt, manifest["network"], entry.get("screening", True),
-                                substeps=substeps, ratio=ratio, isotopes=manifest["isotopes"])
+                                substeps=substeps, ratio=ratio, retry=retry, isotopes=manifest["isotopes"])
         trust, scores = choose_trust(model, arrays["validation"])
         chosen[dt] = (trust, scores)
         entry["physics"] = {"substeps": int(substeps), "ratio": float(ratio),
+                            **({"retry": {"substeps": int(retry[0]), "ratio": float(retry[1])}} if retry else {}),
                             "trust": trust if math.isfinite(trust) else "inf",
                             "validation_scores": {f"{k:g}": round(v, 5) for k, v in scores.items()}}
     write_json_atomic(model_dir / MANIFEST, manifest)
