@@ -478,7 +478,7 @@ def _join_netcdf(files, dim, target, attrs):
                     var.set_auto_maskandscale(False)
                     new[...] = var[...]
             start = 0
-            for path, size in zip(files, sizes):
+            for path, size in zip(files, sizes, strict=True):
                 with netCDF4.Dataset(path) as part:
                     for name, var in part.variables.items():
                         if dim in var.dimensions:
