@@ -229,3 +229,42 @@ def test_physics_step_constants_are_recorded_and_a_mismatch_refused(residual_mod
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="PHYSICS_TRUST = 0.001"):
         Emulator(other)
+
+
+def test_a_region_records_its_own_physics_trust(residual_model, track, tmp_path):
+    """A region's physics_trust is saved, read back and used: at infinity the net is never applied (the
+    physics step with the trace closure is the answer), at the default it corrects some cells; a negative
+    value in the manifest is refused, naming the region; the shipped set records 3 for region 3."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from thermoemu.core.artifacts import ArtifactError
+    from thermoemu.primordial.physics_step import PHYSICS_TRUST
+
+    out, model = residual_model
+    assert json.loads((out / "manifest.json").read_text())["regions"]["1"]["physics_trust"] == PHYSICS_TRUST
+    n_H, x0, dt, _ = track
+    inside = (n_H > 1e-2) & (n_H < 1e2)
+    n_H, x0, dt = n_H[inside], x0[:, inside], 100 * dt[inside]   # 1 t_ff: many cells need the net
+    x_base, _, error = model.physics_base(n_H, x0, dt)
+    assert (error >= PHYSICS_TRUST).any()
+    other = tmp_path / "trusting"
+    shutil.copytree(out, other)
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, str(root / "scripts" / "set_physics_trust.py"), str(other), "1", "inf"],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    trusting = Emulator(other).regions[1]
+    assert trusting.physics_trust == np.inf
+    from thermoemu.primordial.models.features import log_state
+    np.testing.assert_allclose(trusting.predict_log(n_H, x0, dt), log_state(x_base), rtol=1e-12)
+    assert not np.allclose(Emulator(out).regions[1].predict_log(n_H, x0, dt), trusting.predict_log(n_H, x0, dt))
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["regions"]["1"]["physics_trust"] = -1.0
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="region 1 physics_trust = -1.0"):
+        Emulator(other)
+    assert Emulator("default").regions[3].physics_trust == 3.0

@@ -24,7 +24,7 @@ from ...core.artifacts import MANIFEST, ArtifactError, load_weights
 from ...core.artifacts import read_manifest as _read_manifest
 from ...core.emulator import resolve_model
 from ...core.files import file_sha256, package_version, write_json_atomic
-from ..physics_step import physics_constants
+from ..physics_step import PHYSICS_TRUST, physics_constants
 from .features import Scaling
 from .nets import NetConfig
 from .region import RegionModel
@@ -72,6 +72,7 @@ def save_region(model_dir, model: RegionModel, *, network, metadata):
         "ranges": model.ranges,
         "eps": model.eps,
         "dt_max_over_t_ff": model.dt_max_over_t_ff,
+        **({"physics_trust": model.physics_trust} if model.residual else {}),
         "predictor": {"config": model.predictor_config.to_dict(), "scaling": model.predictor_scaling.to_dict()},
         "timescale": (None if model.timescale_net is None else
                       {"config": model.timescale_config.to_dict(), "scaling": model.timescale_scaling.to_dict()}),
@@ -131,9 +132,13 @@ def load_model_set(model="default", *, network, device="cpu"):
                 None if ts is None else NetConfig(**ts["config"]),
                 None if ts is None else Scaling.from_dict(ts["scaling"]),
                 eps=entry["eps"], dt_max_over_t_ff=entry["dt_max_over_t_ff"], network=network,
+                physics_trust=float(entry.get("physics_trust", PHYSICS_TRUST)),
                 metadata={k: v for k, v in entry.items() if k not in ("predictor", "timescale")})
         except (KeyError, TypeError, ValueError) as err:
             raise ArtifactError(f"{model_dir / MANIFEST}: region {key} entry is incomplete or invalid ({err!r})") from err
+        if not model_region.physics_trust >= 0:
+            raise ArtifactError(f"{model_dir / MANIFEST}: region {key} physics_trust = "
+                                f"{entry.get('physics_trust')!r}; must be >= 0 (or Infinity)")
         recorded = entry.get("physics_step")  # physics-first sets trained since it was recorded
         if recorded is not None and recorded != physics_constants():
             changed = sorted(k for k in set(recorded) | set(physics_constants())

@@ -46,6 +46,11 @@ class RegionModel:
         Everything else from the artifact (catalog hash, training metrics, ...).
     network : PrimordialNetwork or None
         The reference network; residual (physics-first) predictors step it.
+    physics_trust : float
+        Physics-first models: the physics step's estimated error below which its result is the answer and
+        the net is not applied (default ``PHYSICS_TRUST``; a region may record its own, chosen by
+        measurement: docs/emulator.md). Nets are trained where the error is at least ``PHYSICS_TRUST``, so
+        a larger value applies them on a subset of the states they were trained on.
     """
 
     region: int
@@ -61,6 +66,7 @@ class RegionModel:
     metadata: dict = field(default_factory=dict)
     device: str = "cpu"
     network: object = None
+    physics_trust: float = PHYSICS_TRUST
 
     @property
     def residual(self):
@@ -193,7 +199,7 @@ class RegionModel:
         x0 = np.asarray(x0, dtype=float)
         x_base, substeps, error = self.physics_base(n_H, x0, dt)
         r = np.zeros((len(dt), 7))
-        corrected = ~(error < PHYSICS_TRUST)  # where the physics step is accurate on its own, no net
+        corrected = ~(error < self.physics_trust)  # where the physics step is accurate on its own, no net
         if corrected.any():
             r[corrected] = self.residual_correction(n_H[corrected], x0[:, corrected], dt[corrected],
                                                     x_base[:, corrected], substeps[corrected])
