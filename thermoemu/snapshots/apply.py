@@ -392,7 +392,7 @@ def apply_snapshot(source, dt, output, *, model="default", reference=False, upda
         raise ApplyError(f"{len(errors)} of {len(plan)} slabs failed (first: slab {i}: {type(exc).__name__}: {exc}); "
                          "the finished parts are kept: run the same command again to resume") from exc
     compute_s = time.perf_counter() - t0
-    _assemble(part_of, dim, output, source, options, key)
+    _assemble(part_of, [stop - start for start, stop in plan], dim, output, source, options, key)
     shutil.rmtree(parts_dir)
     wall = time.perf_counter() - t0
     status = {}
@@ -430,8 +430,9 @@ def _provenance(options, source, key):
             "thermoemu_apply_run_key": key}
 
 
-def _assemble(part_of, dim, output, source, options, key):
-    """Join the parts, slab by slab, into the output (written under a temporary name, then renamed)."""
+def _assemble(part_of, sizes, dim, output, source, options, key):
+    """Join the parts (``sizes``: each one's length along ``dim``, from the slab plan), slab by slab, into the
+    output (written under a temporary name, then renamed)."""
     files = [part_of[i] for i in sorted(part_of)]
     tmp = output.with_name(output.name + ".tmp")
     if tmp.exists():
@@ -445,23 +446,19 @@ def _assemble(part_of, dim, output, source, options, key):
         finally:
             ds.close()
     else:
-        _join_netcdf(files, dim, tmp, _provenance(options, source, key))
+        _join_netcdf(files, [sizes[i] for i in sorted(part_of)], dim, tmp, _provenance(options, source, key))
     if output.exists():
         shutil.rmtree(output) if output.is_dir() else output.unlink()
     os.replace(tmp, output)
 
 
-def _join_netcdf(files, dim, target, attrs):
-    """Concatenate netCDF part files along ``dim`` into ``target`` by copying their variables' stored values
-    hyperslab by hyperslab (no decoding: types, fill values and attributes stay as the parts have them);
-    variables without ``dim`` come from the first part."""
+def _join_netcdf(files, sizes, dim, target, attrs):
+    """Concatenate netCDF part files (``sizes``: their lengths along ``dim``) along ``dim`` into ``target`` by
+    copying their variables' stored values hyperslab by hyperslab (no decoding: types, fill values and
+    attributes stay as the parts have them); variables without ``dim`` come from the first part."""
     import netCDF4
 
     with netCDF4.Dataset(files[0]) as first:
-        sizes = []
-        for path in files:
-            with netCDF4.Dataset(path) as part:
-                sizes.append(len(part.dimensions[dim]))
         with netCDF4.Dataset(target, "w", format=first.data_model) as out:
             out.setncatts({**{k: first.getncattr(k) for k in first.ncattrs()}, **attrs})
             for name, d in first.dimensions.items():

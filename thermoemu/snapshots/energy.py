@@ -35,6 +35,7 @@ _THETA_VIB_TGCHEM = 6100.0
 #: Nodes of the H2 energy table in ln T over [T_MIN, T_MAX] that the Newton iterations of the inversion run on
 #: (cubic Hermite in ln T, ~1e-12 relative); the last iteration runs on the exact sums.
 TABLE_NODES = 4097
+_LN_T_MIN, _LN_T_MAX = float(np.log(T_MIN)), float(np.log(T_MAX))
 
 
 def available(cv_model):
@@ -91,7 +92,7 @@ if numba is not None:
     @_njit
     def _h2_table(model, nodes):
         """H2 energy [k_B K] and its derivative in ln T [k_B K] at ``nodes`` points uniform in ln T."""
-        lo, hi = np.log(T_MIN), np.log(T_MAX)
+        lo, hi = _LN_T_MIN, _LN_T_MAX
         table = np.empty((2, nodes))
         for k in range(nodes):
             T = np.exp(lo + (hi - lo) * k / (nodes - 1))
@@ -103,7 +104,7 @@ if numba is not None:
     @_njit
     def _h2_interp(lnT, table):
         """(H2 energy, its ln T derivative) by cubic Hermite interpolation in the table."""
-        lo, hi = np.log(T_MIN), np.log(T_MAX)
+        lo, hi = _LN_T_MIN, _LN_T_MAX
         nodes = table.shape[1]
         h = (hi - lo) / (nodes - 1)
         u = (lnT - lo) / h
@@ -131,7 +132,7 @@ if numba is not None:
         in [T_MIN, T_MAX] (-1 if none). Newton in ln T on the tabulated H2 energy, kept in the bracket,
         to 1e-11; then one Newton step on the exact sums takes T to rounding."""
         n = E.shape[0]
-        lo0, hi0 = np.log(T_MIN), np.log(T_MAX)
+        lo0, hi0 = _LN_T_MIN, _LN_T_MAX
         e_lo, _ = _h2(T_MIN, model)
         e_hi, _ = _h2(T_MAX, model)
         for i in range(n):
@@ -174,8 +175,9 @@ def _table(cv_model):
     return _TABLES[cv_model]
 
 
-def _flat(a, n):
-    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=float), n))
+def _flat(a, shape):
+    """``a`` broadcast to ``shape`` as a contiguous flat float array."""
+    return np.ascontiguousarray(np.broadcast_to(np.asarray(a, dtype=float), shape)).ravel()
 
 
 def internal_energy_cells(temperature, abundance, y_He, y_e_extra, cv_model="frozen"):
@@ -187,8 +189,7 @@ def internal_energy_cells(temperature, abundance, y_He, y_e_extra, cv_model="fro
     n = T.size
     y = np.ascontiguousarray(np.asarray(abundance, dtype=float).reshape(6, n))
     out = np.empty(n)
-    _energy_cells(_flat(T.ravel(), n), y, _flat(np.broadcast_to(y_He, T.shape).ravel(), n),
-                  _flat(np.broadcast_to(y_e_extra, T.shape).ravel(), n), MODELS[cv_model], out)
+    _energy_cells(_flat(T, T.shape), y, _flat(y_He, T.shape), _flat(y_e_extra, T.shape), MODELS[cv_model], out)
     return out.reshape(T.shape)
 
 
@@ -202,7 +203,6 @@ def temperature_cells(energy_per_H, abundance, y_He, y_e_extra, cv_model="frozen
     n = E.size
     y = np.ascontiguousarray(np.asarray(abundance, dtype=float).reshape(6, n))
     out = np.empty(n)
-    bad = _temperature_cells(_flat(E.ravel(), n), y, _flat(np.broadcast_to(y_He, E.shape).ravel(), n),
-                             _flat(np.broadcast_to(y_e_extra, E.shape).ravel(), n), MODELS[cv_model], _table(cv_model),
-                             out)
+    bad = _temperature_cells(_flat(E, E.shape), y, _flat(y_He, E.shape), _flat(y_e_extra, E.shape), MODELS[cv_model],
+                             _table(cv_model), out)
     return out.reshape(E.shape), int(bad)

@@ -155,6 +155,12 @@ def internal_energy(temperature, abundance, y_He, y_e_extra=0.0, cv_model="froze
     return K_BOLTZMANN * (1.5 * T * free + energy_h2(T.ravel(), cv_model).reshape(T.shape) * y[1])
 
 
+def _no_temperature(energy_per_H, k):
+    """The error for cell ``k`` (flat index) whose energy has no temperature in the inversion's bracket."""
+    return StateError(f"internal energy {np.ravel(energy_per_H)[k]:.4g} erg per H nucleus (cell {k}) has no "
+                      "temperature in [0.1 K, 1e9 K]; internal_energy must be finite and positive")
+
+
 def temperature_from_energy(energy_per_H, abundance, y_He, y_e_extra=0.0, cv_model="frozen", iterations=60):
     """Invert :func:`internal_energy` for T [K] (safeguarded Newton in ln T on [0.1 K, 1e9 K]; exact to rounding).
 
@@ -170,9 +176,7 @@ def temperature_from_energy(energy_per_H, abundance, y_He, y_e_extra=0.0, cv_mod
     f_hi = internal_energy(np.exp(hi), y, y_He, y_x, cv_model) - E
     bad = ~(np.isfinite(E) & (f_lo <= 0) & (f_hi >= 0))
     if bad.any():
-        k = int(np.flatnonzero(bad.ravel())[0])
-        raise StateError(f"internal energy {E.ravel()[k]:.4g} erg per H nucleus (cell {k}) has no temperature in "
-                         "[0.1 K, 1e9 K]; internal_energy must be finite and positive")
+        raise _no_temperature(E, int(np.flatnonzero(bad.ravel())[0]))
     # start from the all-translational estimate, then Newton steps kept inside the bracket
     lnT = np.clip(np.log(np.maximum(E / (K_BOLTZMANN * (1.5 * free + 2.5 * y[1])), 0.1)), lo, hi)
     for _ in range(iterations):
@@ -256,8 +260,7 @@ def _temperature_kernel(energy_per_H, abundance, y_He, y_eHe, *, cv_model):
         return temperature_from_energy(energy_per_H, y, y_He, y_eHe, cv_model)
     T, bad = compiled_energy.temperature_cells(energy_per_H, y, y_He, y_eHe, cv_model)
     if bad >= 0:
-        raise StateError(f"internal energy {np.ravel(energy_per_H)[bad]:.4g} erg per H nucleus (cell {bad}) has no "
-                         "temperature in [0.1 K, 1e9 K]; internal_energy must be finite and positive")
+        raise _no_temperature(energy_per_H, bad)
     return T
 
 
