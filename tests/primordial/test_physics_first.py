@@ -268,3 +268,105 @@ def test_a_region_records_its_own_physics_trust(residual_model, track, tmp_path)
     with pytest.raises(ArtifactError, match="region 1 physics_trust = -1.0"):
         Emulator(other)
     assert Emulator("default").regions[3].physics_trust == 3.0
+
+
+# ----------------------------------------------------------------------------- backward Euler (region 4)
+@pytest.fixture(scope="module")
+def dense_track():
+    """200 snapshot-like states of the collapse track at 3e15..8e17 cm^-3 (region 4), steps of 1e-2 t_ff."""
+    n_H, x0 = collapse_track_states(200, log_n_range=(15.5, 17.9), seed=9)
+    return n_H, x0, 1e-2 * free_fall_time(n_H)
+
+
+def test_compiled_backward_euler_solves_the_implicit_equation(network, dense_track):
+    """Where Newton converges, x1 - x0 - dt f(x1) is below 1e-4 of x1 (slow variables above 1e-12) and the
+    root is the numpy Newton's (update_rules.backward_euler_step) to 1e-6 dex. From x0 it converges on a
+    third or more of these perturbed states (the unscaled Jacobian's condition number reaches 1e20),
+    from the physics step with 32 substeps on most."""
+    from thermoemu.primordial.physics.compiled import backward_euler_cells
+    from thermoemu.primordial.update_rules import backward_euler_step
+
+    n_H, x0, dt = dense_track
+    cell = network.cell_parameters(n_H)
+    x1, converged = backward_euler_cells(network, x0, cell, dt)
+    assert converged.mean() > 0.3
+    slow = [0, 1, 2, 3, 6]
+    guessed, from_guess = backward_euler_cells(network, x0, cell, dt, guess=physics_step(network, n_H, x0, dt, 32))
+    assert from_guess.mean() > 0.8
+    for x, ok in ((x1, converged), (guessed, from_guess)):
+        residual = np.abs(x - x0 - dt * network.rhs(x, cell))[slow] / np.maximum(np.abs(x[slow]), np.abs(x0[slow]))
+        tested = np.maximum(x0[slow], x[slow]) > 1e-12
+        assert np.where(tested, residual, 0.0)[:, ok].max() < 1e-4  # round-off of dt f: cond(I - dt J) to 1e20
+    with pytest.raises(ValueError, match="guess has shape"):
+        backward_euler_cells(network, x0, cell, dt, guess=x0[:, :3])
+    xb, newton = backward_euler_step(network, n_H, x0, dt)
+    both = converged & newton
+    assert both.sum() > 20
+    dex = np.abs(np.log10(np.maximum(x1[slow][:, both], 1e-40) / np.maximum(xb[slow][:, both], 1e-40)))
+    tested = np.maximum(x0[slow], x1[slow]) > 1e-12
+    assert np.where(tested[:, both], dex, 0.0).max() < 1e-6
+
+
+def test_backward_euler_answer_follows_the_reference_on_the_dense_collapse_track(network, dense_track):
+    """Along the track above 3e15 cm^-3 at 1e-2 t_ff the backward-Euler answer is the reference solver's
+    step to 1e-4 dex in T (the linearly implicit physics step alone, 32 substeps, is off by 1e-2 there),
+    and zero dt changes nothing."""
+    from thermoemu.primordial.physics_step import backward_euler_answer
+
+    n_H, x0, dt = dense_track
+    x1, answer = backward_euler_answer(network, n_H, x0, dt, 0.2)
+    assert answer.mean() > 0.3
+    ref = ReferenceStepper().step_arrays({"n_H": n_H}, x0, dt).x
+    dT = np.abs(np.log10(x1[6, answer] / ref[6, answer]))
+    assert dT.max() < 1e-4
+    lie = physics_step(network, n_H, x0, dt, 32)
+    assert np.abs(np.log10(lie[6, answer] / ref[6, answer])).max() > 30 * dT.max()
+    same, at_rest = backward_euler_answer(network, n_H, x0, 0.0, 0.2)
+    assert at_rest.all()
+    np.testing.assert_allclose(same[[0, 1, 2, 3, 6]], x0[[0, 1, 2, 3, 6]], rtol=1e-12)
+    with pytest.raises(ValueError, match="max_change = 0"):
+        backward_euler_answer(network, n_H, x0, dt, 0)
+
+
+def test_a_region_records_its_backward_euler_change(residual_model, track, tmp_path):
+    """backward_euler_change is saved by the script, read back and used: the cells where backward Euler
+    answers get its state, the others the net's; a bad value is refused naming the region; the shipped
+    set records 0.2 for region 4 only."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from thermoemu.core.artifacts import ArtifactError
+    from thermoemu.primordial.models.features import log_state
+    from thermoemu.primordial.physics_step import PHYSICS_TRUST, backward_euler_answer
+
+    out, model = residual_model
+    n_H, x0, dt, _ = track
+    inside = (n_H > 1e-2) & (n_H < 1e2)
+    n_H, x0, dt = n_H[inside], x0[:, inside], 100 * dt[inside]
+    other = tmp_path / "backward-euler"
+    shutil.copytree(out, other)
+    root = Path(__file__).resolve().parents[2]
+    run = subprocess.run([sys.executable, str(root / "scripts" / "set_physics_trust.py"), str(other), "1",
+                          str(PHYSICS_TRUST), "--backward-euler", "0.3"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    be_model = Emulator(other).regions[1]
+    assert be_model.backward_euler_change == 0.3 and model.backward_euler_change is None
+    _, _, error = model.physics_base(n_H, x0, dt)
+    corrected = error >= PHYSICS_TRUST
+    x_be, answer = backward_euler_answer(model.network, n_H, x0, dt, 0.3)
+    answered = corrected & answer
+    assert answered.any() and (corrected & ~answer).any()
+    new, old = be_model.predict_log(n_H, x0, dt), model.predict_log(n_H, x0, dt)
+    np.testing.assert_allclose(new[answered], log_state(x_be[:, answered]), rtol=1e-12)
+    np.testing.assert_array_equal(new[~answered], old[~answered])
+    manifest = json.loads((other / "manifest.json").read_text())
+    manifest["regions"]["1"]["backward_euler_change"] = -0.1
+    (other / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="region 1 backward_euler_change = -0.1"):
+        Emulator(other)
+    shipped = Emulator("default").regions
+    assert shipped[4].backward_euler_change == 0.2
+    assert all(shipped[r].backward_euler_change is None for r in range(4))

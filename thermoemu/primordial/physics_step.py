@@ -44,7 +44,8 @@ import numpy as np
 from .closures import _expm_2x2, balance_from, close_trace_species, relax_towards
 from .physics.network import as_cells, project_abundances
 
-__all__ = ["SLOW_INDICES", "PHYSICS_TRUST", "physics_constants", "physics_step", "substep_fractions"]
+__all__ = ["SLOW_INDICES", "PHYSICS_TRUST", "physics_constants", "physics_step", "substep_fractions",
+           "backward_euler_answer"]
 
 #: H, H2, e-, H+ and T in network order: the variables the step integrates.
 SLOW_INDICES = (0, 1, 2, 3, 6)
@@ -233,3 +234,61 @@ def _physics_step_numpy(network, n_H, cell, x0, dt, substeps, fractions):
     err = np.where(accepted & ~redo, _local_error(x0, x, f0, _balanced_rate(network, cell, x), dt, moved_charge), np.inf)
     x = close_trace_species(network, n_H, x, x0, dt)
     return x, np.where(redo, substeps, 1), err
+
+
+def relative_change(x0, x1):
+    """Largest relative change of T and of the abundances above 1e-6 at the start, per cell (N,)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        change = np.abs(x1 / x0 - 1.0)
+    change[:-1][np.abs(x0[:-1]) < 1e-6] = 0.0
+    return np.where(np.isfinite(change), change, np.inf).max(axis=0)
+
+
+def backward_euler_answer(network, cells, x0, dt, max_change):
+    """The network's backward-Euler step with closed trace species, and where it is the answer.
+
+    A region may record ``backward_euler_change`` (``RegionModel``): where its residual net would
+    correct the physics step, the backward-Euler step ``x1 = x0 + dt f(x1)`` (compiled Newton,
+    :func:`~thermoemu.primordial.physics.compiled.backward_euler_cells`) answers instead wherever
+    Newton converges and no variable changes by more than ``max_change`` (relative, T and abundances
+    above 1e-6). Above ~1e15 cm^-3 the linearly implicit step drifts on a collapse track (its
+    linearization of the H2 / temperature balance fails) while backward Euler is the reference
+    solver's step to 1e-5 dex there (docs/emulator.md, "Region 4's backward-Euler step"). Newton starts
+    from x0; off the track (T perturbed by 0.02 dex at 3e15-8e17 cm^-3) it converges on about half of
+    the states, and the net answers the others. Started from the physics step it converges on 93 %,
+    but on the collapse those extra answers were worse than the net's (0.040 against 0.032 dex at 0.1
+    t_ff), so it is not done.
+
+    Parameters
+    ----------
+    network : PrimordialNetwork
+    cells : mapping ``{"n_H": ...}`` or ndarray (N,)
+        n_H [cm^-3].
+    x0 : ndarray (7, N)
+        Abundances [1] and temperature [K].
+    dt : ndarray (N,) or float
+        [s]
+    max_change : float
+        Largest relative change for which the step is the answer (> 0).
+    Returns
+    -------
+    x1 : ndarray (7, N)
+        The backward-Euler state with H- and H2+ closed (``close_trace_species``).
+    answer : ndarray of bool (N,)
+        Where Newton converged and the change is at most ``max_change``.
+    """
+    if not max_change > 0:
+        raise ValueError(f"max_change = {max_change!r}; must be > 0")
+    n_H = as_cells(cells)
+    x0 = np.asarray(x0, dtype=float).reshape(7, -1)
+    dt = np.broadcast_to(np.asarray(dt, dtype=float), n_H.shape)
+    backend = getattr(network, "compiled_backend", None)
+    if backend is not None and backend.supports(network, x0):
+        x1, converged = backend.backward_euler_cells(network, x0, network.cell_parameters(n_H), dt)
+    else:  # the numpy Newton (its non-converged cells take the reference solver's step; not used here)
+        from .update_rules import backward_euler_step
+        x1, converged = backward_euler_step(network, n_H, x0, dt)
+    answer = converged & (relative_change(x0, x1) <= max_change)
+    with np.errstate(all="ignore"):
+        x1 = close_trace_species(network, n_H, x1, x0, dt)
+    return x1, answer

@@ -73,6 +73,8 @@ def save_region(model_dir, model: RegionModel, *, network, metadata):
         "eps": model.eps,
         "dt_max_over_t_ff": model.dt_max_over_t_ff,
         **({"physics_trust": model.physics_trust} if model.residual else {}),
+        **({"backward_euler_change": model.backward_euler_change}
+           if model.residual and model.backward_euler_change is not None else {}),
         "predictor": {"config": model.predictor_config.to_dict(), "scaling": model.predictor_scaling.to_dict()},
         "timescale": (None if model.timescale_net is None else
                       {"config": model.timescale_config.to_dict(), "scaling": model.timescale_scaling.to_dict()}),
@@ -133,12 +135,18 @@ def load_model_set(model="default", *, network, device="cpu"):
                 None if ts is None else Scaling.from_dict(ts["scaling"]),
                 eps=entry["eps"], dt_max_over_t_ff=entry["dt_max_over_t_ff"], network=network,
                 physics_trust=float(entry.get("physics_trust", PHYSICS_TRUST)),
+                backward_euler_change=(None if entry.get("backward_euler_change") is None
+                                       else float(entry["backward_euler_change"])),
                 metadata={k: v for k, v in entry.items() if k not in ("predictor", "timescale")})
         except (KeyError, TypeError, ValueError) as err:
             raise ArtifactError(f"{model_dir / MANIFEST}: region {key} entry is incomplete or invalid ({err!r})") from err
         if not model_region.physics_trust >= 0:
             raise ArtifactError(f"{model_dir / MANIFEST}: region {key} physics_trust = "
                                 f"{entry.get('physics_trust')!r}; must be >= 0 (or Infinity)")
+        change = model_region.backward_euler_change
+        if change is not None and not (change > 0 and model_region.residual):
+            raise ArtifactError(f"{model_dir / MANIFEST}: region {key} backward_euler_change = {change!r}; must be > 0 "
+                                f"(and only a physics-first region may record it)")
         recorded = entry.get("physics_step")  # physics-first sets trained since it was recorded
         if recorded is not None and recorded != physics_constants():
             changed = sorted(k for k in set(recorded) | set(physics_constants())

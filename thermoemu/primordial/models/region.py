@@ -14,7 +14,7 @@ import torch
 
 from ..closures import close_trace_species
 from ..physics.network import free_fall_time
-from ..physics_step import PHYSICS_TRUST, physics_step
+from ..physics_step import PHYSICS_TRUST, backward_euler_answer, physics_step
 from .features import Scaling, branch_inputs, log_state, residual_inputs, timescales_from_targets, trunk_inputs
 from .nets import NetConfig, build_net
 
@@ -51,6 +51,12 @@ class RegionModel:
         the net is not applied (default ``PHYSICS_TRUST``; a region may record its own, chosen by
         measurement: docs/emulator.md). Nets are trained where the error is at least ``PHYSICS_TRUST``, so
         a larger value applies them on a subset of the states they were trained on.
+    backward_euler_change : float or None
+        Physics-first models: where set, cells the net would correct take the network's backward-Euler
+        step instead wherever its Newton iteration converges and no variable changes by more than this
+        (relative; :func:`~thermoemu.primordial.physics_step.backward_euler_answer`). None (default): the
+        net corrects every cell the physics step's error estimate does not trust. The shipped region 4
+        records 0.1 (docs/emulator.md).
     """
 
     region: int
@@ -67,6 +73,7 @@ class RegionModel:
     device: str = "cpu"
     network: object = None
     physics_trust: float = PHYSICS_TRUST
+    backward_euler_change: float | None = None
 
     @property
     def residual(self):
@@ -200,6 +207,12 @@ class RegionModel:
         x_base, substeps, error = self.physics_base(n_H, x0, dt)
         r = np.zeros((len(dt), 7))
         corrected = ~(error < self.physics_trust)  # where the physics step is accurate on its own, no net
+        if self.backward_euler_change is not None and corrected.any():
+            c = np.flatnonzero(corrected)
+            x_be, answer = backward_euler_answer(self.network, n_H[c], x0[:, c], dt[c], self.backward_euler_change)
+            x_base = x_base.copy()
+            x_base[:, c[answer]] = x_be[:, answer]
+            corrected[c[answer]] = False
         if corrected.any():
             r[corrected] = self.residual_correction(n_H[corrected], x0[:, corrected], dt[corrected],
                                                     x_base[:, corrected], substeps[corrected])

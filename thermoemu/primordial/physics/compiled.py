@@ -27,7 +27,8 @@ try:
 except ImportError:  # pragma: no cover - exercised only without numba
     numba = None
 
-__all__ = ["available", "supports", "integrate_chunk", "evaluate_cells", "cell_functions", "physics_step_cells"]
+__all__ = ["available", "supports", "integrate_chunk", "evaluate_cells", "cell_functions", "physics_step_cells",
+           "backward_euler_cells"]
 
 # RODAS3 (Sandu et al. 1997), as in rosenbrock.py
 _GAMMA = 0.5
@@ -364,6 +365,11 @@ if numba is not None:
 
     _FLOOR = 1e-40
     _SLOW = np.array([0, 1, 2, 3, 6])
+    #: backward_euler_cells: scale floor of the Newton variables, abundances below which convergence is not
+    #: tested, and the largest factor an iterate may lower an abundance by.
+    _BE_SCALE_FLOOR = 1e-30
+    _BE_TEST_ABUNDANCE = 1e-12
+    _BE_MIN_FRACTION = 1e-2
 
     @_njit
     def _trace_balance(x, f, J):
@@ -575,6 +581,60 @@ if numba is not None:
             x_out[:, cell] = x
 
 
+    @_njit
+    def _backward_euler_cells(x0, guess, p, dt, max_iterations, tolerance, table, thermalize, escape, x_out,
+                              converged):
+        """backward_euler_cells for every cell (see there); Newton in variables scaled by the start state."""
+        w = _work(table.shape[1])
+        f, J = w[6], w[7]
+        A = np.empty((_N, _N))
+        b = np.empty(_N)
+        s = np.empty(_N)
+        for cell in range(x0.shape[1]):
+            start = x0[:, cell].copy()
+            pc = p[:, cell].copy()
+            x = guess[:, cell].copy()
+            for i in range(_N):
+                s[i] = max(abs(start[i]), abs(x[i]), _BE_SCALE_FLOOR)
+            converged[cell] = False
+            for _ in range(max_iterations):
+                _evaluate_into(x.copy(), pc, table, thermalize, escape, w)
+                residual = 0.0
+                for ii in range(5):  # H-, H2+: closed afterwards, not tested
+                    i = _SLOW[ii]
+                    g = x[i] - start[i] - dt[cell] * f[i]
+                    if i == 6 or max(start[i], x[i]) > _BE_TEST_ABUNDANCE:
+                        residual = max(residual, abs(g) / max(abs(x[i]), abs(start[i])))
+                if residual <= tolerance:
+                    converged[cell] = True
+                    break
+                for i in range(_N):
+                    b[i] = -(x[i] - start[i] - dt[cell] * f[i]) / s[i]
+                    for j in range(_N):
+                        A[i, j] = ((1.0 if i == j else 0.0) - dt[cell] * J[i, j]) * s[j] / s[i]
+                _solve_small(A, b, _N)
+                update = 0.0
+                for i in range(_N):
+                    d = b[i] * s[i]
+                    new = x[i] + d
+                    if i < _N - 1:
+                        new = max(new, _BE_MIN_FRACTION * x[i], _FLOOR)  # positive, at most a factor 100 down
+                    else:
+                        new = min(max(new, MIN_TEMPERATURE_RATIO * x[i]), x[i] / MIN_TEMPERATURE_RATIO)
+                    if (i == 6 or (i < 4 and max(start[i], x[i]) > _BE_TEST_ABUNDANCE)) and np.isfinite(new):
+                        update = max(update, abs(new - x[i]) / abs(x[i]))
+                    x[i] = new
+                finite = True
+                for i in range(_N):
+                    if not np.isfinite(x[i]):
+                        finite = False
+                if not finite:
+                    break
+                if update <= tolerance:
+                    converged[cell] = True
+                    break
+            x_out[:, cell] = x
+
 def physics_step_cells(network, x0, cell, dt, substeps, fractions=None):
     """:func:`thermoemu.primordial.physics_step.physics_step` compiled, cell by cell (same values to round-off).
 
@@ -613,6 +673,53 @@ def physics_step_cells(network, x0, cell, dt, substeps, fractions=None):
                                              dtype=float), table, thermalize, int(escape), out, used, err)
     return out, used, err
 
+
+def backward_euler_cells(network, x0, cell, dt, *, guess=None, max_iterations=20, tolerance=1e-9):
+    """The network's backward-Euler step ``x1 = x0 + dt f(x1)`` per cell, compiled (Newton's method).
+
+    Newton starts from ``guess`` (default x0; off a quasi-equilibrium, e.g. a perturbed temperature at
+    1e17 cm^-3, Newton from x0 diverges where it converges from the linearly implicit physics step) and
+    solves in variables scaled by the start state and the guess (near 1e17-1e18 cm^-3 the
+    unscaled Jacobian's condition number reaches 1e20). An iterate may lower an abundance by at most a
+    factor 100 and change T by at most a factor 2. A cell has converged when the residual
+    ``|x1 - x0 - dt f(x1)|`` or the last Newton update of every slow variable (H, H2, e-, H+ above an
+    abundance of 1e-12, and T) is below ``tolerance`` relative to its value. H- and H2+ are iterated
+    but not tested (callers close them; :func:`~thermoemu.primordial.closures.close_trace_species`).
+
+    Parameters
+    ----------
+    network : PrimordialNetwork
+        Must provide ``compiled_kernel()``.
+    x0 : ndarray (7, n)
+        Abundances [1] and temperature [K].
+    cell : dict
+        ``network.cell_parameters(n_H)``.
+    dt : ndarray (n,) or float
+        [s]
+    guess : ndarray (7, n), optional
+        Newton's first iterate.
+    max_iterations : int
+    tolerance : float
+
+    Returns
+    -------
+    x1 : ndarray (7, n)
+        The last iterate (the step where ``converged``).
+    converged : ndarray of bool (n,)
+    """
+    from .kernel import cell_parameter_array
+
+    table, thermalize, escape = network.compiled_kernel()
+    x0 = np.ascontiguousarray(x0, dtype=float)
+    out = np.empty_like(x0)
+    converged = np.zeros(x0.shape[1], dtype=np.bool_)
+    guess = x0 if guess is None else np.ascontiguousarray(guess, dtype=float)
+    if guess.shape != x0.shape:
+        raise ValueError(f"guess has shape {guess.shape}; must be x0's, {x0.shape}")
+    _backward_euler_cells(x0, guess, np.ascontiguousarray(cell_parameter_array(cell)),
+                          np.ascontiguousarray(np.broadcast_to(dt, x0.shape[1:]), dtype=float), int(max_iterations),
+                          float(tolerance), table, thermalize, int(escape), out, converged)
+    return out, converged
 
 def integrate_chunk(network, x0, cell, dt, t_end, rtol, settings, eps=None):
     """Integrate one chunk of cells with the compiled backend.
