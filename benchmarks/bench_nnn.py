@@ -9,6 +9,9 @@ core (torch and numba single-threaded):
 * a seed-size NNN (seed 000: 1024, then 8 layers of 2048; random weights, the cost does not depend
   on them) over the same cells;
 * ``--model`` (a second NNN set, e.g. the hybrid one of issue 27) over the same cells, if given;
+* with ``--physics-variants``, the shipped physics-first set again under other step settings (issue 27's
+  speed work: "old" = the settings shipped before 2026-12-08's second subsection, no abort and screening
+  evaluated at every substep; the kernels are today's either way), each over the same cells;
 * the mesa80 burn (the compiled burner, thermoemu/nuclear/implicit.py, the default since issue 27;
   rtol 1e-6, atol 1e-20, the catalog's settings) over ``--burn-cells`` states;
 * the small22 burn over the same states (what stellar-evolution codes run today).
@@ -16,6 +19,7 @@ core (torch and numba single-threaded):
 Writes benchmarks/results/nnn-dt<dt>.json. Seed 000 reports their NNN 20-34x faster than bbq with mesa80.
 
 Run: python benchmarks/bench_nnn.py [--nnn-cells 4096] [--burn-cells 32] [--dt 0.1] [--model PATH] [--catalog PATH]
+     [--physics-variants old,abort,screen] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -51,7 +55,16 @@ def _best(fn, repeat=3):
     return best
 
 
-def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None, catalog=None):
+#: Step settings timed with --physics-variants (attributes of PhysicsFirstNNN).
+PHYSICS_VARIANTS = {
+    "old": {"abort": 0.0, "screen_rtol": 0.0},          # the settings of the set shipped before (32:2 retry)
+    "abort": {"abort": 1e-6, "screen_rtol": 0.0},       # the first step given up once it goes negative
+    "screen": {"abort": 0.0, "screen_rtol": 1e-8},      # screening factors kept while n_e moves < 1e-8
+    "new": {"abort": 1e-6, "screen_rtol": 1e-8},        # both
+}
+
+
+def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None, catalog=None, physics_variants=(), repeat=3):
     torch.set_num_threads(1)
     mesa80 = load_network("mesa80")      # first use compiles (~6.5 CPU-min), later loads take seconds
     small22 = load_network("small22")
@@ -74,7 +87,15 @@ def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None, catalog=None):
     seed_size.shift.copy_(net.shift)
     seed_size.scale.copy_(net.scale)
     shipped.predict(T[:8], rho[:8], X[:8])  # compile / load the physics step outside the timing
-    t_shipped = _best(lambda: shipped.predict(T, rho, X))
+    t_shipped = _best(lambda: shipped.predict(T, rho, X), repeat)
+    t_variants = {}
+    for name in physics_variants:
+        saved = {k: getattr(shipped, k) for k in PHYSICS_VARIANTS[name]}
+        for k, v in PHYSICS_VARIANTS[name].items():
+            setattr(shipped, k, v)
+        t_variants[name] = _best(lambda: shipped.predict(T, rho, X), repeat)
+        for k, v in saved.items():
+            setattr(shipped, k, v)
     t_seed = _best(lambda: seed_size.predict(T, rho, X), repeat=2)
     t_model = None
     if model is not None:
@@ -98,10 +119,13 @@ def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None, catalog=None):
            "mesa80_burn": t_mesa80 / n, "small22_burn": t_small22 / n}
     if t_model is not None:
         per["nnn_model"] = t_model / nnn_cells
+    for name, t in t_variants.items():
+        per[f"nnn_shipped_{name}"] = t / nnn_cells
     result = {
         "machine": platform.processor() or platform.machine(), "cores_used": 1, "dt_s": dt,
         "model": None if model is None else str(model), "states": catalog or "si-mesa80-test draws (shard 0)",
         "nnn_cells": nnn_cells, "burn_cells": n, "mesa80_failed": int((~ref.success).sum()),
+        "physics_variants": {name: PHYSICS_VARIANTS[name] for name in physics_variants},
         "seconds_per_cell": per,
         "cells_per_second": {k: 1.0 / v for k, v in per.items()},
         "speedup_vs_mesa80": {k: per["mesa80_burn"] / v for k, v in per.items() if k != "mesa80_burn"},
@@ -111,7 +135,7 @@ def run(nnn_cells=4096, burn_cells=32, dt=0.1, model=None, catalog=None):
     out.write_text(json.dumps(result, indent=1))
     for k, v in per.items():
         ratio = "" if k == "mesa80_burn" else f"{per['mesa80_burn'] / v:10.4g}x mesa80"
-        print(f"{k:14s} {v * 1e6:12.1f} us/cell  {1 / v:12.4g} cells/s  {ratio}")
+        print(f"{k:20s} {v * 1e6:12.1f} us/cell  {1 / v:12.4g} cells/s  {ratio}")
     print(f"wrote {out}")
     return result
 
@@ -123,5 +147,8 @@ if __name__ == "__main__":
     p.add_argument("--dt", type=float, default=0.1)
     p.add_argument("--model", default=None, help="a second NNN set to time (holding --dt)")
     p.add_argument("--catalog", default=None, help="take the states from this built catalog's test split")
+    p.add_argument("--physics-variants", default="",
+                   help=f"comma-separated step settings to time the shipped set under too: {', '.join(PHYSICS_VARIANTS)}")
+    p.add_argument("--repeat", type=int, default=3, help="timings per NNN (the minimum is kept)")
     a = p.parse_args()
-    run(a.nnn_cells, a.burn_cells, a.dt, a.model, a.catalog)
+    run(a.nnn_cells, a.burn_cells, a.dt, a.model, a.catalog, [v for v in a.physics_variants.split(",") if v], a.repeat)

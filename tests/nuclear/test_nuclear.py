@@ -455,7 +455,7 @@ def test_physics_first_retry_steps_again_finer_where_the_first_step_overshoots(n
     manifest = json.loads((tmp_path / "pf" / "manifest.json").read_text())
     assert manifest["models"]["0.1"]["physics"]["retry"] == {"substeps": 32, "ratio": 2.0}
     model = load_nnn_set(tmp_path / "pf")[0][1e-3]
-    assert model.retry == (32, 2.0)
+    assert model.retry == {"method": "euler", "substeps": 32, "ratio": 2.0}
     ds = _grid(T=(2.6e9, 3e9, 3.5e9, 4e9))
     T, rho = ds["temperature"].values, ds["density"].values
     X0 = ds["mass_fraction"].transpose("cell", "isotope").values
@@ -472,7 +472,7 @@ def test_physics_first_retry_steps_again_finer_where_the_first_step_overshoots(n
     np.testing.assert_array_equal(X[ok_first], first["mass_fraction"][ok_first])
     np.testing.assert_array_equal(X[retried], fine["mass_fraction"][retried])
     np.testing.assert_array_equal(e[retried], fine["e_nuc"][retried])
-    assert parse_retry("16:3") == (16, 3.0) and parse_retry(None) is None
+    assert parse_retry("16:3") == {"method": "euler", "substeps": 16, "ratio": 3.0} and parse_retry(None) is None
     for bad in ("16", "x:2", "0:2", "8:0.5"):
         with pytest.raises(ValueError, match="physics retry"):
             parse_retry(bad)

@@ -529,9 +529,8 @@ def load_nnn_set(model_dir, *, network=None, device="cpu"):
         model = model.to(device).eval()
         if "physics" in entry:  # a physics-first set (issue 27): the network's step where it is good
             from .physics_first import PhysicsFirstNNN, physics_settings
-            substeps, ratio, trust, retry = physics_settings(entry, f"{model_dir}, dt = {entry['dt_s']:g} s")
+            settings = physics_settings(entry, f"{model_dir}, dt = {entry['dt_s']:g} s")
             model = PhysicsFirstNNN(model, entry["dt_s"], manifest["network"], entry.get("screening", True),
-                                    substeps=substeps, ratio=ratio, trust=trust, retry=retry,
-                                    isotopes=manifest["isotopes"])
+                                    **settings, isotopes=manifest["isotopes"])
         models[float(entry["dt_s"])] = model
     return models, manifest

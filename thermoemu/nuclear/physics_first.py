@@ -22,9 +22,10 @@ import numpy as np
 
 from ..core.artifacts import MANIFEST
 from ..core.files import write_json_atomic
-from .physics_step import DEFAULT_RATIO, DEFAULT_SUBSTEPS, physics_step
+from .physics_step import DEFAULT_RATIO, DEFAULT_ROS2_MAX_STEPS, DEFAULT_SUBSTEPS, METHODS, physics_step
 
-__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "parse_retry", "TRUST_CANDIDATES"]
+__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "normalize_retry", "parse_abort", "parse_retry",
+           "TRUST_CANDIDATES"]
 
 #: Thresholds of the step's error estimate [mass fraction] a set may choose between.
 TRUST_CANDIDATES = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, math.inf)
@@ -33,38 +34,96 @@ MAX_NEGATIVE = 1e-6
 
 
 def physics_settings(entry, where):
-    """The checked ``physics`` record of a manifest entry: (substeps, ratio, trust, retry), ``retry`` None or
-    (substeps, ratio); raises ArtifactError naming ``where`` when a field is missing or out of range."""
+    """The checked ``physics`` record of a manifest entry as keyword arguments of :class:`PhysicsFirstNNN`:
+    substeps, ratio, trust, retry (None or :func:`normalize_retry`'s dict) and abort (0 when not recorded);
+    raises ArtifactError naming ``where`` when a field is missing or out of range."""
     from ..core.artifacts import ArtifactError
 
     physics = entry.get("physics")
     try:
         substeps, ratio, trust = physics["substeps"], float(physics["ratio"]), float(physics["trust"])
-        retry = physics.get("retry")
-        if retry is not None:
-            retry = (retry["substeps"], float(retry["ratio"]))
+        abort = float(physics.get("abort", 0.0))
+        screen_rtol = float(physics.get("screening_rtol", 0.0))
+        retry = normalize_retry(physics.get("retry"))
     except (TypeError, KeyError, ValueError, AttributeError) as err:
-        raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust, and a retry "
-                            f"needs substeps and ratio ({err})") from None
-    for n, r in [(substeps, ratio)] + ([retry] if retry is not None else []):
+        raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust, a retry "
+                            f"substeps and ratio (or method 'ros2' and tol), and abort must be >= 0 ({err})") from None
+    steps = [(substeps, ratio)] + ([(retry["substeps"], retry["ratio"])] if retry and retry["method"] == "euler" else [])
+    for n, r in steps:
         if not (isinstance(n, int) and n >= 1 and r >= 1.0 and trust >= 0.0):
             raise ArtifactError(f"{where}: physics substeps = {n!r} (an integer >= 1), ratio = {r!r} (>= 1) "
                                 f"and trust = {trust!r} (>= 0 or 'inf') are out of range")
-    return substeps, ratio, trust, retry
+    if not 0.0 <= abort < 1.0:
+        raise ArtifactError(f"{where}: physics abort = {abort!r} is out of range [0, 1)")
+    if not 0.0 <= screen_rtol < 1e-3:
+        raise ArtifactError(f"{where}: physics screening_rtol = {screen_rtol!r} is out of range [0, 1e-3)")
+    return {"substeps": substeps, "ratio": ratio, "trust": trust, "retry": retry, "abort": abort,
+            "screen_rtol": screen_rtol}
+
+
+def normalize_retry(retry):
+    """A retry step as a dict: ``(substeps, ratio)`` or {"substeps", "ratio"} -> {"method": "euler", "substeps",
+    "ratio"}; {"method": "ros2", "tol"[, "max_steps"]} -> that, checked; None -> None. Raises ValueError naming
+    the value and the allowed range."""
+    if retry is None:
+        return None
+    if not isinstance(retry, dict):
+        n, r = retry
+        retry = {"substeps": n, "ratio": r}
+    method = retry.get("method", "euler")
+    if method == "euler":
+        n, r = retry["substeps"], float(retry["ratio"])
+        if isinstance(n, float) and n.is_integer():
+            n = int(n)
+        if not (isinstance(n, (int, np.integer)) and n >= 1 and r >= 1.0):
+            raise ValueError(f"physics retry {retry!r}: substeps must be an integer >= 1 and the ratio >= 1")
+        return {"method": "euler", "substeps": int(n), "ratio": r}
+    if method == "ros2":
+        tol, max_steps = float(retry["tol"]), retry.get("max_steps", DEFAULT_ROS2_MAX_STEPS)
+        if not (0.0 < tol < 1.0 and isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
+            raise ValueError(f"physics retry {retry!r}: ROS2 tol must be in (0, 1) [mass fraction per step] and "
+                             f"max_steps an integer >= 1")
+        return {"method": "ros2", "tol": tol, "max_steps": int(max_steps)}
+    raise ValueError(f"physics retry method = {method!r}: one of {', '.join(map(repr, METHODS))}")
 
 
 def parse_retry(text):
-    """``"32:2"`` -> (32, 2.0) (substeps, ratio of a retry step); None or "" -> None."""
+    """``"32:2"`` -> the linearly implicit Euler retry with 32 substeps growing by 2; ``"ros2:0.01"`` -> ROS2
+    with adaptive steps at a local error of 0.01 per step; None or "" -> None (as :func:`normalize_retry`)."""
     if not text:
         return None
     try:
-        n, r = str(text).split(":")
-        n, r = int(n), float(r)
+        a, b = str(text).split(":")
+        if a.strip().lower() == "ros2":
+            spec = {"method": "ros2", "tol": float(b)}
+        else:
+            spec = {"substeps": int(a), "ratio": float(b)}
     except ValueError:
-        raise ValueError(f"physics retry = {text!r}: write SUBSTEPS:RATIO, e.g. 32:2") from None
-    if n < 1 or not r >= 1.0:
-        raise ValueError(f"physics retry = {text!r}: substeps must be >= 1 and the ratio >= 1")
-    return n, r
+        raise ValueError(f"physics retry = {text!r}: write SUBSTEPS:RATIO (e.g. 32:2) or ros2:TOL (e.g. ros2:0.01)") \
+            from None
+    try:
+        return normalize_retry(spec)
+    except ValueError as err:
+        raise ValueError(f"physics retry = {text!r}: {err}") from None
+
+
+def parse_abort(value):
+    """The first step's abort threshold [mass fraction below zero after a substep]: a float in [0, 1); 0: off."""
+    try:
+        abort = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"physics abort = {value!r}: a mass fraction in [0, 1) (0: never abort)") from None
+    if not 0.0 <= abort < 1.0:
+        raise ValueError(f"physics abort = {value!r} is out of range: a mass fraction in [0, 1) (0: never abort)")
+    return abort
+
+
+def retry_record(retry):
+    """A normalized retry as the manifest records it: {"substeps", "ratio"} for the Euler step (the record
+    of sets shipped before the ROS2 option), {"method": "ros2", "tol", "max_steps"} for ROS2."""
+    if retry["method"] == "euler":
+        return {"substeps": int(retry["substeps"]), "ratio": float(retry["ratio"])}
+    return dict(retry)
 
 
 def _usable(r):
@@ -87,17 +146,29 @@ class PhysicsFirstNNN:
         The physics step's geometric substeps.
     trust : float
         Error-estimate threshold [mass fraction] below which the step answers.
-    retry : (int, float), optional
+    retry : (int, float) or dict, optional
         (substeps, ratio) of a second, finer step on the cells whose first step is not usable (it
-        overshot: fresh mixtures' first microseconds); where that one is not usable either, the net answers.
+        overshot: fresh mixtures' first microseconds), or {"method": "ros2", "tol": ...} (adaptive ROS2;
+        :func:`normalize_retry`); where that one is not usable either, the net answers.
+    abort : float
+        Stop a cell's first step once more than this mass fraction is below zero after a substep (it
+        will overshoot: the retry takes it at once); 0: never. Only with a retry.
+    screen_rtol : float
+        The steps keep their screening factors while the electron density moves by at most this, relative
+        (:func:`physics_step`); 0: evaluated at every substep.
     """
 
     def __init__(self, net, dt, network, screening, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, trust=0.0,
-                 isotopes=None, retry=None):
+                 isotopes=None, retry=None, abort=0.0, screen_rtol=0.0):
         self.net, self.dt = net, float(dt)
         self.network_name, self.screening = network, bool(screening)
         self.substeps, self.ratio, self.trust = int(substeps), float(ratio), float(trust)
-        self.retry = None if retry is None else (int(retry[0]), float(retry[1]))
+        self.retry = normalize_retry(retry)
+        self.abort = parse_abort(abort)
+        self.screen_rtol = float(screen_rtol)
+        if not 0.0 <= self.screen_rtol < 1e-3:
+            raise ValueError(f"physics screen_rtol = {screen_rtol!r} is out of range [0, 1e-3) (relative change of "
+                             f"the electron density; 0: screening evaluated at every substep)")
         self.isotopes = None if isotopes is None else tuple(isotopes)
         self._kernel = None
 
@@ -123,22 +194,33 @@ class PhysicsFirstNNN:
 
     def step(self, temperature, density, mass_fraction):
         """The physics step's result (see :func:`physics_step`) at this model's dt; where a ``retry`` is set,
-        cells whose first result is not usable (:func:`_usable`) are stepped again with the retry's finer
-        substeps, and ``retried`` (bool per cell) says where."""
-        r = physics_step(self.kernel, density, temperature, mass_fraction, self.dt, substeps=self.substeps,
-                         ratio=self.ratio)
+        cells whose first result is not usable (:func:`_usable`; aborted ones among them) are stepped again
+        with the retry's step, and ``retried`` (bool per cell) says where."""
+        rho = np.atleast_1d(np.asarray(density, float))
+        T = np.broadcast_to(np.asarray(temperature, float), rho.shape)
+        X0 = np.atleast_2d(np.asarray(mass_fraction, float))
+        base = self.kernel.base_rates(T) if len(rho) else None   # the temperature-only rates, for both steps
+        r = physics_step(self.kernel, rho, T, X0, self.dt, substeps=self.substeps, ratio=self.ratio,
+                         abort=self.abort if self.retry is not None else 0.0, screen_rtol=self.screen_rtol,
+                         base=base)
         r["retried"] = np.zeros(len(r["status"]), dtype=bool)
         if self.retry is not None:
             again = np.flatnonzero(~_usable(r))
             if again.size:
-                T = np.broadcast_to(np.asarray(temperature, float), np.shape(density))
-                r2 = physics_step(self.kernel, np.asarray(density, float)[again], T[again],
-                                  np.asarray(mass_fraction, float)[again], self.dt, substeps=self.retry[0],
-                                  ratio=self.retry[1])
+                r2 = self._retry_step(T[again], rho[again], X0[again], base=base[again])
                 for key, value in r2.items():
                     r[key][again] = value
                 r["retried"][again] = True
         return r
+
+    def _retry_step(self, temperature, density, mass_fraction, base=None):
+        """The retry step alone on these cells."""
+        spec = self.retry
+        if spec["method"] == "ros2":
+            return physics_step(self.kernel, density, temperature, mass_fraction, self.dt, method="ros2",
+                                tol=spec["tol"], max_steps=spec["max_steps"], screen_rtol=self.screen_rtol, base=base)
+        return physics_step(self.kernel, density, temperature, mass_fraction, self.dt, substeps=spec["substeps"],
+                            ratio=spec["ratio"], screen_rtol=self.screen_rtol, base=base)
 
     def predict(self, temperature, density, mass_fraction, *, return_source=False):
         """Mass fractions (N, isotopes), e_nuc [erg g^-1], eps_nu [erg g^-1 s^-1] after dt; with
@@ -188,8 +270,8 @@ def choose_trust(model, arrays):
     return best, scores
 
 
-def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, retry=None,
-                   fractions=None):
+def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, retry=None, abort=0.0,
+                   screen_rtol=0.0, fractions=None):
     """Make the NNN set ``model_dir`` physics-first: choose each dt's trust on the validation splits of
     ``catalogs`` (of the set's network and isotopes; pass those it was trained on, so the validation
     states are held out) and record ``physics`` (substeps, ratio, ``retry`` = (substeps, ratio) if given,
@@ -209,11 +291,14 @@ def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFA
         if isotopes != manifest["isotopes"]:
             raise ArtifactError(f"{catalogs} hold other isotopes than the set {model_dir}")
         model = PhysicsFirstNNN(net.eval(), dt, manifest["network"], entry.get("screening", True),
-                                substeps=substeps, ratio=ratio, retry=retry, isotopes=manifest["isotopes"])
+                                substeps=substeps, ratio=ratio, retry=retry, abort=abort, screen_rtol=screen_rtol,
+                                isotopes=manifest["isotopes"])
         trust, scores = choose_trust(model, arrays["validation"])
         chosen[dt] = (trust, scores)
         entry["physics"] = {"substeps": int(substeps), "ratio": float(ratio),
-                            **({"retry": {"substeps": int(retry[0]), "ratio": float(retry[1])}} if retry else {}),
+                            **({"retry": retry_record(model.retry)} if model.retry else {}),
+                            **({"abort": model.abort} if model.abort > 0 else {}),
+                            **({"screening_rtol": model.screen_rtol} if model.screen_rtol > 0 else {}),
                             "trust": trust if math.isfinite(trust) else "inf",
                             "validation_scores": {f"{k:g}": round(v, 5) for k, v in scores.items()}}
     write_json_atomic(model_dir / MANIFEST, manifest)
