@@ -234,7 +234,7 @@ def test_physics_step_constants_are_recorded_and_a_mismatch_refused(residual_mod
 def test_a_region_records_its_own_physics_trust(residual_model, track, tmp_path):
     """A region's physics_trust is saved, read back and used: at infinity the net is never applied (the
     physics step with the trace closure is the answer), at the default it corrects some cells; a negative
-    value in the manifest is refused, naming the region; the shipped set records 3 for region 3."""
+    value in the manifest is refused, naming the region; the shipped set records the default everywhere."""
     import json
     import shutil
     import subprocess
@@ -267,7 +267,7 @@ def test_a_region_records_its_own_physics_trust(residual_model, track, tmp_path)
     (other / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ArtifactError, match="region 1 physics_trust = -1.0"):
         Emulator(other)
-    assert Emulator("default").regions[3].physics_trust == 3.0
+    assert all(m.physics_trust == PHYSICS_TRUST for m in Emulator("default").regions.values())
 
 
 # ----------------------------------------------------------------------------- backward Euler (region 4)
@@ -326,12 +326,19 @@ def test_backward_euler_answer_follows_the_reference_on_the_dense_collapse_track
     np.testing.assert_allclose(same[[0, 1, 2, 3, 6]], x0[[0, 1, 2, 3, 6]], rtol=1e-12)
     with pytest.raises(ValueError, match="max_change = 0"):
         backward_euler_answer(network, n_H, x0, dt, 0)
+    # Newton is tried only where the physics step changes nothing by more than BACKWARD_EULER_CANDIDATE x 0.2
+    far = x0.copy()
+    far[6, ::2] *= 3.0
+    x2, tried = backward_euler_answer(network, n_H, x0, dt, 0.2, physics=far)
+    assert not tried[::2].any()
+    np.testing.assert_array_equal(tried[1::2], answer[1::2])
+    np.testing.assert_allclose(x2[:, 1::2], x1[:, 1::2], rtol=1e-12)
 
 
 def test_a_region_records_its_backward_euler_change(residual_model, track, tmp_path):
     """backward_euler_change is saved by the script, read back and used: the cells where backward Euler
     answers get its state, the others the net's; a bad value is refused naming the region; the shipped
-    set records 0.2 for region 4 only."""
+    set records 0.2 for regions 3 and 4 only."""
     import json
     import shutil
     import subprocess
@@ -368,5 +375,5 @@ def test_a_region_records_its_backward_euler_change(residual_model, track, tmp_p
     with pytest.raises(ArtifactError, match="region 1 backward_euler_change = -0.1"):
         Emulator(other)
     shipped = Emulator("default").regions
-    assert shipped[4].backward_euler_change == 0.2
-    assert all(shipped[r].backward_euler_change is None for r in range(4))
+    assert shipped[3].backward_euler_change == shipped[4].backward_euler_change == 0.2
+    assert all(shipped[r].backward_euler_change is None for r in range(3))

@@ -209,7 +209,8 @@ class RegionModel:
         corrected = ~(error < self.physics_trust)  # where the physics step is accurate on its own, no net
         if self.backward_euler_change is not None and corrected.any():
             c = np.flatnonzero(corrected)
-            x_be, answer = backward_euler_answer(self.network, n_H[c], x0[:, c], dt[c], self.backward_euler_change)
+            x_be, answer = backward_euler_answer(self.network, n_H[c], x0[:, c], dt[c], self.backward_euler_change,
+                                                 physics=x_base[:, c])
             x_base = x_base.copy()
             x_base[:, c[answer]] = x_be[:, answer]
             corrected[c[answer]] = False
