@@ -148,7 +148,8 @@ if __name__ == "__main__":
     p.add_argument("--model", default=None, help="a second NNN set to time (holding --dt)")
     p.add_argument("--catalog", default=None, help="take the states from this built catalog's test split")
     p.add_argument("--physics-variants", default="",
-                   help=f"comma-separated step settings to time the shipped set under too: {', '.join(PHYSICS_VARIANTS)}")
+                   help="comma-separated step settings to time the shipped set under too: "
+                        f"{', '.join(PHYSICS_VARIANTS)}")
     p.add_argument("--repeat", type=int, default=3, help="timings per NNN (the minimum is kept)")
     a = p.parse_args()
     run(a.nnn_cells, a.burn_cells, a.dt, a.model, a.catalog, [v for v in a.physics_variants.split(",") if v], a.repeat)

@@ -173,7 +173,8 @@ def main(argv=None):
     _pieces(z, rho[c], T[c], base, kernel.data, kernel.screening, a.dt / 100, 2000, times, S)
     _, nnz = _pieces(z, rho[c], T[c], base, kernel.data, kernel.screening, a.dt / 100, 2000, times, S)
     names = ("rates + dY/dt (_fun)", "rates + Jacobian (_jac)", "LU factor of I - hJ", "LU compress", "LU solve",
-             "LU factor, static pattern", "LU gather, static pattern", "rates + dY/dt + Jacobian on its nonzeros (one rates)")
+             "LU factor, static pattern", "LU gather, static pattern",
+             "rates + dY/dt + Jacobian on its nonzeros (one rates)")
     print(f"static pattern: {S[4].size} entries; row swaps needed in {times[8]:.0f} of 2000 factorizations")
     times = times[:8]
     print(f"one substep's pieces (state {c}, us per call; the factors hold {nnz} nonzeros of {z.size ** 2}):")

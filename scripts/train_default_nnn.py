@@ -58,6 +58,12 @@ def main(argv=None):
                         "its error estimate is below a trust chosen on the catalogs' validation splits (0: no)")
     p.add_argument("--physics-retry", default=None, metavar="N:RATIO",
                    help="with --physics-substeps: a finer step (e.g. 32:2) where the first one overshoots")
+    p.add_argument("--physics-abort", type=float, default=0.0, metavar="X",
+                   help="with a retry: give the first step up once more than X of mass fraction is below zero after "
+                        "a substep (the retry takes the cell at once; the shipped set: 1e-6); 0: never")
+    p.add_argument("--physics-screening-rtol", type=float, default=0.0, metavar="R",
+                   help="keep the step's screening factors while the electron density moves by < R relative "
+                        "(the shipped set: 1e-8); 0: evaluate them at every substep")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--out", default=str(default_nnn_dir()))
     p.add_argument("--checkpoints", default=str(ROOT / "results" / "nnn-default-checkpoints"),
@@ -91,10 +97,12 @@ def main(argv=None):
               f"{m['mean_abs_dX']:.3g}, e_nuc {100 * m['mean_rel_e_nuc']:.3g} %, eps_nu {100 * m['mean_rel_eps_nu']:.3g} %",
               flush=True)
     if a.physics_substeps:
-        from thermoemu.nuclear.physics_first import attach_physics, parse_retry
+        from thermoemu.nuclear.physics_first import attach_physics, parse_abort, parse_retry
         t1 = time.perf_counter()
         for dt, (trust, scores) in attach_physics(out, catalogs, substeps=a.physics_substeps,
-                                                  retry=parse_retry(a.physics_retry)).items():
+                                                  retry=parse_retry(a.physics_retry),
+                                                  abort=parse_abort(a.physics_abort),
+                                                  screen_rtol=a.physics_screening_rtol).items():
             print(f"dt = {dt:g} s: physics step trusted below an error estimate of {trust:g} "
                   f"(validation score {scores[trust]:.3g}; net only: {scores[0.0]:.3g})", flush=True)
         timings["attach_physics_s"] = round(time.perf_counter() - t1, 1)

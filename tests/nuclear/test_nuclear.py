@@ -478,6 +478,142 @@ def test_physics_first_retry_steps_again_finer_where_the_first_step_overshoots(n
             parse_retry(bad)
 
 
+def _hot_cells(net):
+    """Four cells from 3.5 to 6 GK at 1e8 g/cc, the START mixture (no free nucleons): the first one barely
+    moves in 1e-3 s, the others go through violent transients."""
+    T = np.array([3.5e9, 4e9, 5e9, 6e9])
+    X0 = np.zeros((4, len(net.isotopes)))
+    for name, value in START.items():
+        X0[:, list(net.isotopes).index(name)] = value
+    return T, np.full(4, 1e8), X0
+
+
+def test_physics_step_variants_against_the_reference_burner(small22):
+    """The physics step's implementations and variants (issue 27's speed work) on four small22 cells at
+    dt = 1e-3 s, against the reference burn: the LU on the static fill pattern is the burner's LU to the
+    bit; screening factors kept while n_e moves < 1e-8 change nothing that matters; ROS2 with adaptive
+    steps follows the burner to < 1e-3 of mass fraction and 1 % in e_nuc (measured: 6.1e-4, 9.8e-5,
+    2.2e-4, 9.1e-4; e_nuc -0.7 .. -0.2 %) where persistence is off by 0.11-1.76; the first step with
+    abort and the retry in one call equals stepping the aborted cells again by hand."""
+    from thermoemu.nuclear.network import load_burner_kernel
+    from thermoemu.nuclear.physics_step import physics_step
+    kernel = load_burner_kernel(small22)
+    T, rho, X0 = _hot_cells(small22)
+    dt = 1e-3
+    ref = burn(small22, rho, T, X0, dt)
+    X_ref, e_ref = ref.mass_fraction.reshape(4, -1), np.ravel(ref.e_nuc)
+    persistence = np.abs(X0 - X_ref).sum(axis=1)
+    np.testing.assert_allclose(persistence, [0.1057, 0.1350, 0.2307, 1.7589], atol=2e-4)
+    static = physics_step(kernel, rho, T, X0, dt, substeps=32, ratio=2.0)
+    dense = physics_step(kernel, rho, T, X0, dt, substeps=32, ratio=2.0, static_lu=False)
+    for key in static:
+        np.testing.assert_array_equal(static[key], dense[key], err_msg=key)
+    # the 32:2 Euler step on the cell that barely moves: 0.008 off (persistence 0.106), e_nuc -8 %
+    assert np.abs(static["mass_fraction"][0] - X_ref[0]).sum() < 0.01
+    assert static["e_nuc"][0] == pytest.approx(e_ref[0], rel=0.1)
+    cached = physics_step(kernel, rho, T, X0, dt, substeps=32, ratio=2.0, screen_rtol=1e-8)
+    np.testing.assert_allclose(cached["mass_fraction"][0], static["mass_fraction"][0], atol=1e-9)
+    assert cached["e_nuc"][0] == pytest.approx(static["e_nuc"][0], rel=1e-7)
+    ros2 = physics_step(kernel, rho, T, X0, dt, method="ros2", tol=1e-3)
+    assert (ros2["status"] == 0).all() and (ros2["negative"] < 1e-8).all()
+    err = np.abs(ros2["mass_fraction"] - X_ref).sum(axis=1)
+    assert (err < 1e-3).all() and (err < 0.01 * persistence).all(), err
+    np.testing.assert_allclose(ros2["e_nuc"], e_ref, rtol=0.01)
+    assert (ros2["steps"] > 10).all()   # adaptive: 15 / 33 / 66 / 176 steps, the hotter the more
+    assert (np.diff(ros2["steps"]) > 0).all()
+    few = physics_step(kernel, rho, T, X0, dt, method="ros2", tol=1e-3, max_steps=5)
+    assert (few["status"] == 2).all() and np.isnan(few["mass_fraction"]).all()
+    # the first step gives up at once where it goes below zero; the retry in the same call
+    first = physics_step(kernel, rho, T, X0, dt, substeps=8, ratio=4.0, abort=1e-6)
+    np.testing.assert_array_equal(first["status"], [0, 5, 5, 5])
+    fused = physics_step(kernel, rho, T, X0, dt, substeps=8, ratio=4.0, abort=1e-6, retry=(32, 2.0))
+    np.testing.assert_array_equal(fused["retried"], [False, True, True, True])
+    np.testing.assert_array_equal(fused["mass_fraction"][0], first["mass_fraction"][0])
+    np.testing.assert_array_equal(fused["mass_fraction"][1:], static["mass_fraction"][1:])
+    np.testing.assert_array_equal(fused["steps"], [8, 32, 32, 32])
+
+
+def test_physics_step_options_refuse_bad_values(nnn_set, small22, tmp_path):
+    """Bad step options are refused naming the value and the allowed range: in physics_step, the retry and
+    abort parsers, PhysicsFirstNNN and a set's manifest (ArtifactError at load)."""
+    import json
+    import shutil
+
+    from thermoemu.core.artifacts import ArtifactError
+    from thermoemu.nuclear.network import load_burner_kernel
+    from thermoemu.nuclear.nnn import load_nnn_set
+    from thermoemu.nuclear.physics_first import PhysicsFirstNNN, normalize_retry, parse_abort, parse_retry
+    from thermoemu.nuclear.physics_step import physics_step
+    kernel = load_burner_kernel(small22)
+    T, rho, X0 = _hot_cells(small22)
+    for kw, match in ((dict(method="rk4"), r"method = 'rk4': one of 'euler', 'ros2'"),
+                      (dict(method="ros2", tol=1.5), r"ROS2 tol = 1.5 must be in \[0, 1\)"),
+                      (dict(method="ros2", max_steps=0), r"max_steps = 0 >= 1"),
+                      (dict(screen_rtol=0.1), r"screen_rtol = 0.1 must be in \[0, 1e-3\)"),
+                      (dict(abort=-1.0), r"abort = -1.0 >= 0"),
+                      (dict(retry=(32, 2.0)), r"retry = \(32, 2.0\).*abort > 0")):
+        with pytest.raises(ValueError, match=match):
+            physics_step(kernel, rho, T, X0, 1e-3, **kw)
+    assert parse_retry("ros2:1e-3") == {"method": "ros2", "tol": 1e-3, "max_steps": 200}
+    for text, match in (("ros2:2", r"physics retry = 'ros2:2'.*tol must be in \(0, 1\)"),
+                        ("ros2:x", r"physics retry = 'ros2:x': write SUBSTEPS:RATIO .* or ros2:TOL"),
+                        ("0:2", r"physics retry = '0:2'.*substeps must be an integer >= 1")):
+        with pytest.raises(ValueError, match=match):
+            parse_retry(text)
+    with pytest.raises(ValueError, match=r"physics retry method = 'rk4': one of 'euler', 'ros2'"):
+        normalize_retry({"method": "rk4", "tol": 1e-3})
+    assert parse_abort("1e-6") == 1e-6 and parse_abort(0) == 0.0
+    for bad in (-1, 1.0, "x"):
+        with pytest.raises(ValueError, match=r"physics abort = .*a mass fraction in \[0, 1\)"):
+            parse_abort(bad)
+    net = load_nnn_set(nnn_set)[0][0.1]
+    with pytest.raises(ValueError, match=r"physics screen_rtol = 0.5 is out of range \[0, 1e-3\)"):
+        PhysicsFirstNNN(net, 0.1, "small22", True, screen_rtol=0.5)
+    with pytest.raises(ValueError, match=r"physics abort = 2 is out of range"):
+        PhysicsFirstNNN(net, 0.1, "small22", True, abort=2)
+    for field, value, match in (("abort", 2.0, r"dt = 0.001 s: physics abort = 2.0 is out of range \[0, 1\)"),
+                                ("screening_rtol", 0.01, r"physics screening_rtol = 0.01 is out of range"),
+                                ("retry", {"method": "ros2", "tol": 5}, r"dt = 0.001 s: the physics record")):
+        shutil.rmtree(tmp_path / "pf", ignore_errors=True)
+        shutil.copytree(nnn_set, tmp_path / "pf")
+        manifest = json.loads((tmp_path / "pf" / "manifest.json").read_text())
+        for entry in manifest["models"].values():
+            entry["physics"] = {"substeps": 8, "ratio": 4.0, "trust": "inf", field: value}
+        (tmp_path / "pf" / "manifest.json").write_text(json.dumps(manifest))
+        with pytest.raises(ArtifactError, match=match):
+            load_nnn_set(tmp_path / "pf")
+
+
+def test_physics_first_ros2_retry_abort_and_screening_are_recorded(nnn_set, nnn_catalog, small22, tmp_path):
+    """attach_physics records a ROS2 retry, the abort and the screening tolerance; the loaded set takes the
+    ROS2 step where the first step gives up, and answers as the steps do by hand."""
+    import json
+    import shutil
+
+    from thermoemu.nuclear.network import load_burner_kernel
+    from thermoemu.nuclear.nnn import load_nnn_set
+    from thermoemu.nuclear.physics_first import MAX_NEGATIVE, attach_physics
+    from thermoemu.nuclear.physics_step import physics_step
+    shutil.copytree(nnn_set, tmp_path / "pf")
+    attach_physics(tmp_path / "pf", [nnn_catalog], substeps=8, ratio=4.0, retry={"method": "ros2", "tol": 1e-3},
+                   abort=1e-6, screen_rtol=1e-8, fractions=SPLIT)
+    physics = json.loads((tmp_path / "pf" / "manifest.json").read_text())["models"]["0.001"]["physics"]
+    assert physics["retry"] == {"method": "ros2", "tol": 1e-3, "max_steps": 200}
+    assert physics["abort"] == 1e-6 and physics["screening_rtol"] == 1e-8
+    model = load_nnn_set(tmp_path / "pf")[0][1e-3]
+    assert model.retry == {"method": "ros2", "tol": 1e-3, "max_steps": 200} and model.abort == 1e-6
+    T, rho, X0 = _hot_cells(small22)
+    kernel = load_burner_kernel(small22)
+    first = physics_step(kernel, rho, T, X0, 1e-3, substeps=8, ratio=4.0, abort=1e-6, screen_rtol=1e-8)
+    ros2 = physics_step(kernel, rho, T, X0, 1e-3, method="ros2", tol=1e-3, screen_rtol=1e-8)
+    model.trust = np.inf
+    X, e, nu, net_cells = model.predict(T, rho, X0, return_source=True)
+    assert not net_cells.any()   # ROS2 stays non-negative on all four
+    np.testing.assert_array_equal(X[0], first["mass_fraction"][0])
+    np.testing.assert_array_equal(X[1:], ros2["mass_fraction"][1:])
+    assert (model.step(T, rho, X0)["negative"] <= MAX_NEGATIVE).all()
+
+
 def test_emu_step_chains_held_dt_and_refuses_others(nnn_set):
     from thermoemu.nuclear.nnn import load_nnn_set
     ds = _grid()
@@ -767,8 +903,9 @@ def test_shipped_nnn_set_steps_the_reference_case(tmp_path):
         assert 10**9.2 <= lo < 2e9 and 7e9 < hi <= 10**9.9, (held, domain)
         # trajectory states (si-mesa80-trajectory) reach a little above the drawn 0.45 < Ye < 0.5
         assert 0.45 <= domain["ye"][0] < domain["ye"][1] <= 0.51
-    assert all(isinstance(m, PhysicsFirstNNN) and m.trust == np.inf and m.substeps == 8 and m.retry == (32, 2.0)
-               for m in emu.models.values())
+    assert all(isinstance(m, PhysicsFirstNNN) and m.trust == np.inf and m.substeps == 8
+               and m.retry == {"method": "euler", "substeps": 32, "ratio": 2.0} and m.abort == 1e-6
+               and m.screen_rtol == 1e-8 for m in emu.models.values())
     ds = nuclear_state(1e8, 5e9, START)
     out = ds.emu.step(0.1)
     assert int(out["emu_status"]) == 0 and bool(out["success"])

@@ -49,9 +49,11 @@ def _train_nnn(a):
               f"e_nuc {100 * m.get('mean_rel_e_nuc', float('nan')):.3g} %, eps_nu {100 * m.get('mean_rel_eps_nu', float('nan')):.3g} %; "
               f"wrote {a.out}/{entry['file']}")
     if a.physics_substeps:
-        from .physics_first import attach_physics, parse_retry
+        from .physics_first import attach_physics, parse_abort, parse_retry
         for dt, (trust, scores) in attach_physics(a.out, catalogs, substeps=a.physics_substeps,
-                                                  retry=parse_retry(a.physics_retry)).items():
+                                                  retry=parse_retry(a.physics_retry),
+                                                  abort=parse_abort(a.physics_abort),
+                                                  screen_rtol=a.physics_screening_rtol).items():
             print(f"NNN dt = {dt:g} s: physics-first, the step trusted below an error estimate of {trust:g} "
                   f"(validation score {scores[trust]:.3g}; net only {scores[0.0]:.3g})")
     return 0
@@ -123,7 +125,13 @@ def add_commands(sub):
                          "and trusted; the trust chosen on the catalogs' validation splits); 0: plain nets")
     tn.add_argument("--physics-retry", default=None, metavar="N:RATIO",
                     help="with --physics-substeps: step again with N substeps growing by RATIO where the first "
-                         "step overshoots (e.g. 32:2), before the net answers")
+                         "step overshoots (e.g. 32:2; or ros2:TOL, adaptive ROS2), before the net answers")
+    tn.add_argument("--physics-abort", type=float, default=0.0, metavar="X",
+                    help="with a retry: give the first step up once more than X of mass fraction is below zero after "
+                         "a substep (the retry takes the cell at once; the shipped set: 1e-6); 0: never")
+    tn.add_argument("--physics-screening-rtol", type=float, default=0.0, metavar="R",
+                    help="keep the step's screening factors while the electron density moves by < R relative "
+                         "(the shipped set: 1e-8); 0: evaluate them at every substep")
     tn.add_argument("--lr", type=float, default=1e-4)
     tn.add_argument("--lr-patience", type=int, default=8,
                     help="epochs without a better validation loss before the learning rate halves")

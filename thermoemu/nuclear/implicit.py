@@ -489,18 +489,22 @@ if numba is not None:
         """out[c, b]: temperature-only (unscreened) rate b at T[c] [K], as pynucastro's generated rate
         functions compute it (Tfactors, the REACLIB sets in their order, np.interp of the partition
         functions): sum over sets of exp(a0 + a1/T9 + a2 T9^-1/3 + a3 T9^1/3 + a4 T9 + a5 T9^5/3
-        + a6 ln T9 [+ net log pf])."""
+        + a6 ln T9 [+ net log pf]). Each partition-function table is interpolated once per T (the rates
+        share them)."""
+        pf = np.empty(D.pf_len.size)
         for c in range(T.size):
             T9 = T[c] / 1.e9
             T9i = 1.0 / T9
             tf = (T9i, T9i**(1. / 3.), T9**(1. / 3.), T9, T9**(5. / 3.), np.log(T9))
+            for t in range(D.pf_len.size):
+                L = D.pf_len[t]
+                pf[t] = np.interp(T9, D.pf_T9[t, :L], D.pf_log[t, :L])
             for b in range(out.shape[1]):
                 net = 0.0
                 for q in range(D.pf_ptr[b], D.pf_ptr[b + 1]):
                     t = D.pf_table[q]
                     if t >= 0:
-                        L = D.pf_len[t]
-                        v = np.interp(T9, D.pf_T9[t, :L], D.pf_log[t, :L])
+                        v = pf[t]
                     else:
                         v = D.pf_value[q]
                     if q == D.pf_ptr[b]:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..core.artifacts import MANIFEST
 from ..core.files import write_json_atomic
-from .physics_step import DEFAULT_RATIO, DEFAULT_ROS2_MAX_STEPS, DEFAULT_SUBSTEPS, METHODS, physics_step
+from .physics_step import DEFAULT_RATIO, DEFAULT_ROS2_MAX_STEPS, DEFAULT_SUBSTEPS, physics_step
 
 __all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "normalize_retry", "parse_abort", "parse_retry",
            "TRUST_CANDIDATES"]
@@ -48,7 +48,9 @@ def physics_settings(entry, where):
     except (TypeError, KeyError, ValueError, AttributeError) as err:
         raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust, a retry "
                             f"substeps and ratio (or method 'ros2' and tol), and abort must be >= 0 ({err})") from None
-    steps = [(substeps, ratio)] + ([(retry["substeps"], retry["ratio"])] if retry and retry["method"] == "euler" else [])
+    steps = [(substeps, ratio)]
+    if retry is not None and retry["method"] == "euler":
+        steps.append((retry["substeps"], retry["ratio"]))
     for n, r in steps:
         if not (isinstance(n, int) and n >= 1 and r >= 1.0 and trust >= 0.0):
             raise ArtifactError(f"{where}: physics substeps = {n!r} (an integer >= 1), ratio = {r!r} (>= 1) "
@@ -84,7 +86,7 @@ def normalize_retry(retry):
             raise ValueError(f"physics retry {retry!r}: ROS2 tol must be in (0, 1) [mass fraction per step] and "
                              f"max_steps an integer >= 1")
         return {"method": "ros2", "tol": tol, "max_steps": int(max_steps)}
-    raise ValueError(f"physics retry method = {method!r}: one of {', '.join(map(repr, METHODS))}")
+    raise ValueError(f"physics retry method = {method!r}: one of 'euler', 'ros2'")
 
 
 def parse_retry(text):
@@ -200,12 +202,13 @@ class PhysicsFirstNNN:
         T = np.broadcast_to(np.asarray(temperature, float), rho.shape)
         X0 = np.atleast_2d(np.asarray(mass_fraction, float))
         base = self.kernel.base_rates(T) if len(rho) else None   # the temperature-only rates, for both steps
+        spec = self.retry
+        fused = spec is not None and spec["method"] == "euler" and self.abort > 0   # aborted cells: retried at once
         r = physics_step(self.kernel, rho, T, X0, self.dt, substeps=self.substeps, ratio=self.ratio,
-                         abort=self.abort if self.retry is not None else 0.0, screen_rtol=self.screen_rtol,
-                         base=base)
-        r["retried"] = np.zeros(len(r["status"]), dtype=bool)
-        if self.retry is not None:
-            again = np.flatnonzero(~_usable(r))
+                         abort=self.abort if spec is not None else 0.0, screen_rtol=self.screen_rtol, base=base,
+                         retry=(spec["substeps"], spec["ratio"]) if fused else None)
+        if spec is not None:
+            again = np.flatnonzero(~_usable(r) & ~r["retried"])
             if again.size:
                 r2 = self._retry_step(T[again], rho[again], X0[again], base=base[again])
                 for key, value in r2.items():

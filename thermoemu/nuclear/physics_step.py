@@ -41,7 +41,8 @@ __all__ = ["physics_step", "PHYSICS_STATUS", "METHODS", "DEFAULT_SUBSTEPS", "DEF
            "DEFAULT_ROS2_MAX_STEPS"]
 
 #: Codes per cell.
-PHYSICS_STATUS = {0: "ok", 2: "more than max_steps steps (ROS2)", 3: "rate table left its bounds (weak-rate rho Ye or T)",
+PHYSICS_STATUS = {0: "ok", 2: "more than max_steps steps (ROS2)",
+                  3: "rate table left its bounds (weak-rate rho Ye or T)",
                   4: "non-finite state", 5: "aborted: more than `abort` of mass fraction below zero after a substep"}
 #: Steppers: linearly implicit Euler over fixed geometric substeps; ROS2 with adaptive steps.
 METHODS = ("euler", "ros2", "euler-adaptive")
@@ -53,8 +54,8 @@ DEFAULT_SUBSTEPS = 8
 DEFAULT_RATIO = 4.0
 
 if numba is not None:
-    from .implicit import (_PIVOT_THRESHOLD, _burn_constants, _constant_arrays, _fun, _jacobian, _lu_compress, _lu_factor, _lu_solve,
-                           _rates, _ydot)
+    from .implicit import (_PIVOT_THRESHOLD, _burn_constants, _constant_arrays, _jacobian, _lu_compress, _lu_factor,
+                           _lu_solve, _rates, _ydot)
 
     _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -99,7 +100,7 @@ if numba is not None:
         """implicit._jacobian's values on the Jacobian's structural nonzeros only (jv[q] is J[Joi[q], Joj[q]] of
         :func:`_lu_pattern`): each rate's derivative by each reactant (into the work dr), then the same terms
         summed into each entry in the same order as the dense code, without the dense matrix."""
-        jslot, tq, tcoef = S[14], S[15], S[16]
+        tq, tcoef = S[15], S[16]
         for r in range(D.kind.size):
             base = (cf[r] * ye if D.ye_weight[r] else cf[r]) * k[r]
             for q in range(D.react_ptr[r], D.react_ptr[r + 1]):
@@ -116,10 +117,12 @@ if numba is not None:
                         cs = D.react_count[s]
                         d *= y if cs == 1 else y**cs
                 dr[q] = d
+        tptr = S[17]   # the terms of each nonzero, in _jacobian's order: the same sums
         for q in range(jv.size):
-            jv[q] = 0.0
-        for t in range(jslot.size):
-            jv[jslot[t]] += tcoef[t] * dr[tq[t]]
+            x = 0.0
+            for t in range(tptr[q], tptr[q + 1]):
+                x += tcoef[t] * dr[tq[t]]
+            jv[q] = x
 
     @_njit
     def _jac_into(Y, ye, k, D, cf, J, jv, S, slots):
@@ -157,9 +160,9 @@ if numba is not None:
                 for j in range(m):
                     LU[i, j] = 0.0
             dirty[0] = False
-        else:
-            for q in range(Fi.size):
-                LU[Fi[q], Fj[q]] = 0.0
+        else:   # the entries the Jacobian and the diagonal do not set
+            for q in range(S[18].size):
+                LU[Fi[S[18][q]], Fj[S[18][q]]] = 0.0
         for q in range(Jpi.size):   # jv: the Jacobian's nonzeros, then _jacobian_slots' work
             LU[Jpi[q], Jpj[q]] = -c * jv[q]
         for i in range(m):
@@ -228,14 +231,17 @@ if numba is not None:
             _lu_solve(piv, D.order, Lp, Li, Lv, Up, Ui, Uv, dinv, b, x, w)
 
     @_njit
-    def _physics_cell(z0, rho, T, base, D, screened, A, dt, substeps, ratio, reuse, jac_every, abort, C, ws, S, out):
+    def _physics_cell(z0, rho, T, base, D, screened, A, dt, substeps, ratio, reuse, jac_every, abort, C, ws, S, out,
+                      have_f0=False):
         """One cell: z after dt into out[:m], then the loss rate at the end, the error estimate and the
         substeps taken; returns a status code (5: aborted, more than ``abort`` of mass fraction below zero
         after a substep). ``reuse`` > 1: groups of that many equal substeps share one Jacobian and LU
-        (the first of each group's), the groups growing by ``ratio``; ``jac_every`` > 1: the Jacobian is
+        (the first of each group's), the groups growing by ``ratio``; ``have_f0``: the work arrays hold f and the
+        Jacobian at z0 already (a step aborted after its first substep); ``jac_every`` > 1: the Jacobian is
         evaluated at the start of every jac_every-th group only (a W-method: each group still factors its
         own I - h J with the Jacobian last evaluated)."""
-        f, f_new, z, rhs, x, w, J, LU, piv, cols, Lp, Li, Lv, Up, Ui, Uv, dinv, k1, z1, dirty, use_static, jv, scache, kbc, srtol = ws
+        f, f_new, z, rhs, x, w, J, LU, piv, cols, Lp, Li, Lv, Up, Ui, Uv, dinv, k1, z1, dirty, use_static, jv = ws[:22]
+        scache, kbc, srtol = ws[22:]
         static = False
         m = z0.size
         n = m - 1
@@ -243,7 +249,8 @@ if numba is not None:
             z[i] = z0[i]
         groups = (substeps + reuse - 1) // reuse
         h = dt / substeps if ratio == 1.0 else dt * (ratio - 1.0) / (reuse * (ratio**groups - 1.0))
-        if not _fun_jac(z, rho, T, base, D, screened, C, (scache, kbc, srtol[0]), f, J, jv, S, use_static[0]):
+        if not have_f0 and not _fun_jac(z, rho, T, base, D, screened, C, (scache, kbc, srtol[0]), f, J, jv, S,
+                                        use_static[0]):
             return 3
         error = 0.0
         done = 0.0
@@ -269,8 +276,9 @@ if numba is not None:
                     return 5
             # the rates at the new state serve its right-hand side and, if a group starts there, its Jacobian
             new_jac = s < substeps - 1 and (s + 1) % reuse == 0 and ((s + 1) // reuse) % jac_every == 0
-            ok = _fun_jac(z, rho, T, base, D, screened, C, (scache, kbc, srtol[0]), f_new, J, jv, S, use_static[0]) if new_jac \
-                else _fun_c(z, rho, T, base, D, screened, C, (scache, kbc, srtol[0]), f_new)
+            sc = (scache, kbc, srtol[0])
+            ok = _fun_jac(z, rho, T, base, D, screened, C, sc, f_new, J, jv, S, use_static[0]) if new_jac \
+                else _fun_c(z, rho, T, base, D, screened, C, sc, f_new)
             if not ok:
                 return 3
             for i in range(n):
@@ -296,7 +304,8 @@ if numba is not None:
         """One cell with ROS2 and its embedded first-order solution, adaptive steps: z after dt into
         out[:m], the loss rate at the end, the summed local error estimates [mass fraction] and the
         steps taken (accepted and rejected); returns a status code (2: more than max_steps steps)."""
-        f, f1, z, rhs, k2, w, J, LU, piv, cols, Lp, Li, Lv, Up, Ui, Uv, dinv, k1, z1, dirty, use_static, jv, scache, kbc, srtol = ws
+        f, f1, z, rhs, k2, w, J, LU, piv, cols, Lp, Li, Lv, Up, Ui, Uv, dinv, k1, z1, dirty, use_static, jv = ws[:22]
+        scache, kbc, srtol = ws[22:]
         m = z0.size
         n = m - 1
         for i in range(m):
@@ -340,7 +349,9 @@ if numba is not None:
                 error += err
                 for i in range(m):
                     z[i] += 1.5 * h * k1[i] + 0.5 * h * k2[i]
-                ok = _fun_c(z, rho, T, base, D, screened, C, (scache, kbc, srtol[0]), f) if last else _fun_jac(z, rho, T, base, D, screened, C, (scache, kbc, srtol[0]), f, J, jv, S, use_static[0])
+                sc = (scache, kbc, srtol[0])
+                ok = _fun_c(z, rho, T, base, D, screened, C, sc, f) if last else \
+                    _fun_jac(z, rho, T, base, D, screened, C, sc, f, J, jv, S, use_static[0])
                 if not ok:
                     return 3
                 h *= ratio
@@ -382,7 +393,8 @@ if numba is not None:
         fixed schedule computes (h/2 sum_i A_i |f(z_k+1) - f(z_k)| per step below ``tol``; a step that
         leaves more than ``neg_tol`` of mass fraction below zero is rejected too): z after dt into out[:m],
         the loss rate at the end, the summed estimates and the steps taken (with the rejected)."""
-        f, f_new, z, rhs, x, w, J, LU, piv, cols, Lp, Li, Lv, Up, Ui, Uv, dinv, k1, z1, dirty, use_static, jv, scache, kbc, srtol = ws
+        f, f_new, z, rhs, x, w, J, LU, piv, cols, Lp, Li, Lv, Up, Ui, Uv, dinv, k1, z1, dirty, use_static, jv = ws[:22]
+        scache, kbc, srtol = ws[22:]
         pc, cf, wk, weak_ok, log_scor, kb, k, flux = C
         m = z0.size
         n = m - 1
@@ -450,7 +462,11 @@ if numba is not None:
 
     @_njit
     def _physics_cells(z0, rho, T, base, D, screened, A, dt, method, substeps, ratio, tol, max_steps, reuse, jac_every,
-                       abort, S, use_static, screen_rtol, out, status):
+                       abort, S, use_static, screen_rtol, retry_substeps, retry_ratio, out, status, retried):
+        """The step over cells; with ``retry_substeps`` > 0, a cell whose Euler step aborted (status 5) is
+        stepped again at once with that many substeps growing by ``retry_ratio`` (its constants, and its
+        f and Jacobian at z0 when it aborted after the first substep, reused: the same results as a second
+        call on that cell), ``retried`` set."""
         N, m = z0.shape
         pc, cf, wk, log_scor, kb, k, flux = _constant_arrays(D, base.shape[1])
         ws = (np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m), np.zeros(m),
@@ -475,11 +491,19 @@ if numba is not None:
             else:
                 status[cell] = _physics_cell(z0[cell], rho[cell], T[cell], base[cell], D, screened, A, dt[cell],
                                              substeps, ratio, reuse, jac_every, abort, C, ws, S, out[cell])
+                if status[cell] == 5 and retry_substeps > 0:
+                    after_first = out[cell, m + 2] == 1.0
+                    if not after_first:
+                        ws[22][1] = 0.0
+                    status[cell] = _physics_cell(z0[cell], rho[cell], T[cell], base[cell], D, screened, A, dt[cell],
+                                                 retry_substeps, retry_ratio, 1, 1, 0.0, C, ws, S, out[cell],
+                                                 after_first)
+                    retried[cell] = True
 
 
 def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO,
                  method="euler", tol=DEFAULT_ROS2_TOL, max_steps=DEFAULT_ROS2_MAX_STEPS, reuse=1, jac_every=1,
-                 abort=0.0, screen_rtol=0.0, base=None, static_lu=True):
+                 abort=0.0, retry=None, screen_rtol=0.0, base=None, static_lu=True):
     """Advance cells by ``dt`` at constant T and rho with the physics step.
 
     Parameters
@@ -511,6 +535,9 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
     abort : float
         Euler only: give a cell up (status 5) once more than this mass fraction is below zero after a
         substep; 0: never.
+    retry : (int, float), optional
+        With ``abort``: (substeps, ratio) of an Euler step taken at once on the cells the first one gives
+        up (``retried``; the same as stepping them again, without redoing what they share).
     screen_rtol : float
         Keep a substep's screening factors for the next while the electron density moved by at most this,
         relative (it follows Ye only, which the weak rates move slowly); 0: evaluate them at every call
@@ -527,7 +554,8 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
         ``mass_fraction`` (N, isotopes), clipped at 0 and renormalized; ``e_nuc`` [erg g^-1];
         ``eps_nu`` [erg g^-1 s^-1]; ``error``: the step's error estimate [mass fraction];
         ``negative``: mass fraction below zero before the clip; ``status`` (:data:`PHYSICS_STATUS`;
-        non-zero: that cell's outputs are NaN); ``steps``: substeps taken (ROS2: with the rejected ones).
+        non-zero: that cell's outputs are NaN); ``steps``: substeps taken (ROS2: with the rejected ones);
+        ``retried``: the cells the ``retry`` step answers.
     """
     net = kernel.network
     rho = np.ascontiguousarray(np.atleast_1d(np.asarray(density, float)))
@@ -557,11 +585,19 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
     z0[:, :n] = X0 / A
     out = np.full((N, n + 4), np.nan)
     status = np.zeros(N, np.int64)
+    retried = np.zeros(N, dtype=bool)
+    if retry is not None and (method != "euler" or not float(abort) > 0.0 or int(retry[0]) < 1
+                              or not float(retry[1]) >= 1.0):
+        raise ValueError(f"retry = {retry!r}: (substeps >= 1, ratio >= 1) of the cells an Euler step with abort > 0 "
+                         f"gives up")
     if N:
         base = kernel.base_rates(T) if base is None else np.ascontiguousarray(base, dtype=float)
         _physics_cells(z0, rho, T, base, kernel.data, kernel.screening, A, dt, METHODS.index(method),
-                       int(substeps), float(ratio), float(tol), int(max_steps), int(reuse), int(jac_every), float(abort),
-                       _lu_pattern(kernel.data), bool(static_lu), float(screen_rtol), out, status)
+                       int(substeps), float(ratio), float(tol), int(max_steps), int(reuse), int(jac_every),
+                       float(abort),
+                       _lu_pattern(kernel.data), bool(static_lu), float(screen_rtol),
+                       0 if retry is None else int(retry[0]), 1.0 if retry is None else float(retry[1]), out, status,
+                       retried)
     ok = status == 0
     out[~ok] = np.nan
     X = out[:, :n] * A
@@ -571,7 +607,7 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
         Xc = Xc / Xc.sum(axis=1, keepdims=True)
     e_nuc = _mass_excess_release(net, out[:, :n] - z0[:, :n]) - out[:, n]
     return {"mass_fraction": Xc, "e_nuc": e_nuc, "eps_nu": out[:, n + 1], "error": out[:, n + 2],
-            "negative": negative, "status": status, "steps": out[:, n + 3]}
+            "negative": negative, "status": status, "steps": out[:, n + 3], "retried": retried}
 
 
 _PATTERNS: dict = {}
@@ -602,6 +638,9 @@ def _lu_pattern(D):
              for r in range(D.kind.size) for q in range(D.react_ptr[r], D.react_ptr[r + 1])
              for s in range(D.coef_ptr[r], D.coef_ptr[r + 1])]
     jslot, tq, tcoef = (np.array(v) for v in zip(*terms))
+    by_slot = np.argsort(jslot, kind="stable")   # each nonzero's terms, in their order
+    jslot, tq, tcoef = jslot[by_slot], tq[by_slot], tcoef[by_slot]
+    tptr = np.concatenate([[0], np.cumsum(np.bincount(jslot, minlength=Joi.size))])
     P = Jp[np.ix_(order, order)] | np.eye(m, dtype=bool)
     rows, cols, rptr, cptr = [], [], [0], [0]
     for k in range(m):
@@ -613,13 +652,17 @@ def _lu_pattern(D):
         rptr.append(len(rows))
         cptr.append(len(cols))
     Fi, Fj = np.nonzero(P)
+    set_by_j = np.zeros((m, m), bool)
+    set_by_j[Jpi, Jpj] = True   # (a diagonal entry the Jacobian does not set is zeroed, then gets its 1)
+    fill_only = np.flatnonzero(~set_by_j[Fi, Fj])
     L = np.tril(P, -1)
     U = np.triu(P, 1)
     as_int = lambda v: np.ascontiguousarray(v, dtype=np.int64)   # noqa: E731
     pattern = tuple(as_int(v) for v in (Jpi, Jpj, Joi, Joj, Fi, Fj, rptr, rows, cptr, cols,
                                          np.concatenate([[0], np.cumsum(L.sum(axis=1))]), np.nonzero(L)[1],
                                          np.concatenate([[0], np.cumsum(U.sum(axis=1))]), np.nonzero(U)[1], jslot,
-                                         tq)) + (np.ascontiguousarray(tcoef, dtype=float),)
+                                         tq)) + (np.ascontiguousarray(tcoef, dtype=float),) \
+        + tuple(as_int(v) for v in (tptr, fill_only))
     _PATTERNS[key] = (D, pattern)
     return pattern
 
