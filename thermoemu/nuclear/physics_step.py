@@ -26,6 +26,14 @@ Measured (docs/nuclear.md, "Physics-first NNNs"): on states along mesa80 traject
 96 % of the rest, at ~0.4 / ~0.5-0.9 ms per cell (the burner: 4 ms there, 31 ms from fresh random
 mixtures); on fresh random mixtures, whose first microseconds are violent transients, it is poor, and
 the net answers there.
+
+Implementation (2026-12-08, docs/nuclear.md "A faster step"): one rates evaluation per substep serves f and
+J; the Jacobian is summed on its structural nonzeros and I - hJ factored on its fill pattern computed
+once per network (:func:`_lu_pattern`), the same arithmetic as the burner's dense code (bitwise the same
+results; a row swap falls back to it). Options: ``abort`` (give a cell up once it goes below zero, with
+``retry`` the finer step in the same call), ``screen_rtol`` (keep the screening factors while n_e barely
+moves), ``method="ros2"`` (ROS2, adaptive) and the variants measured there (``reuse``, ``jac_every``,
+``"euler-adaptive"``).
 """
 
 from __future__ import annotations
