@@ -24,8 +24,8 @@ from ..core.artifacts import MANIFEST
 from ..core.files import write_json_atomic
 from .physics_step import DEFAULT_RATIO, DEFAULT_ROS2_MAX_STEPS, DEFAULT_SUBSTEPS, physics_step
 
-__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "normalize_retry", "parse_abort", "parse_retry",
-           "TRUST_CANDIDATES"]
+__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "normalize_retry", "parse_abort", "parse_max_negative",
+           "parse_retry", "TRUST_CANDIDATES"]
 
 #: Thresholds of the step's error estimate [mass fraction] a set may choose between.
 TRUST_CANDIDATES = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, math.inf)
@@ -45,9 +45,11 @@ def physics_settings(entry, where):
         abort = float(physics.get("abort", 0.0))
         screen_rtol = float(physics.get("screening_rtol", 0.0))
         retry = normalize_retry(physics.get("retry"))
+        max_negative = parse_max_negative(physics.get("max_negative", MAX_NEGATIVE))
     except (TypeError, KeyError, ValueError, AttributeError) as err:
         raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust, a retry "
-                            f"substeps and ratio (or method 'ros2' and tol), and abort must be >= 0 ({err})") from None
+                            f"substeps and ratio (or method 'ros2' and tol), abort must be >= 0 and max_negative in [0, "
+                            f"{MAX_NEGATIVE_LIMIT:g}] ({err})") from None
     steps = [(substeps, ratio)]
     if retry is not None and retry["method"] == "euler":
         steps.append((retry["substeps"], retry["ratio"]))
@@ -60,7 +62,7 @@ def physics_settings(entry, where):
     if not 0.0 <= screen_rtol < 1e-3:
         raise ArtifactError(f"{where}: physics screening_rtol = {screen_rtol!r} is out of range [0, 1e-3)")
     return {"substeps": substeps, "ratio": ratio, "trust": trust, "retry": retry, "abort": abort,
-            "screen_rtol": screen_rtol}
+            "screen_rtol": screen_rtol, "max_negative": max_negative}
 
 
 def normalize_retry(retry):
@@ -85,24 +87,43 @@ def normalize_retry(retry):
         if not (0.0 < tol < 1.0 and isinstance(max_steps, (int, np.integer)) and max_steps >= 1):
             raise ValueError(f"physics retry {retry!r}: ROS2 tol must be in (0, 1) [mass fraction per step] and "
                              f"max_steps an integer >= 1")
-        return {"method": "ros2", "tol": tol, "max_steps": int(max_steps)}
+        out = {"method": "ros2", "tol": tol, "max_steps": int(max_steps)}
+        if "redo_rtol" in retry or "redo_floor" in retry:
+            try:
+                rtol, floor = float(retry["redo_rtol"]), float(retry["redo_floor"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"physics retry {retry!r}: the ROS2 redo needs both redo_rtol (in (0, 1]) and "
+                                 f"redo_floor (in (0, tol = {tol:g}])") from None
+            if not 0.0 < rtol <= 1.0:
+                raise ValueError(f"physics retry redo_rtol = {retry['redo_rtol']!r} is out of range (0, 1] (the redo's "
+                                 f"tol over the first ROS2 result's change in mass fraction)")
+            if not 0.0 < floor <= tol:
+                raise ValueError(f"physics retry redo_floor = {retry['redo_floor']!r} is out of range (0, tol = "
+                                 f"{tol:g}] [mass fraction per step]")
+            out.update(redo_rtol=rtol, redo_floor=floor)
+        return out
     raise ValueError(f"physics retry method = {method!r}: one of 'euler', 'ros2'")
 
 
 def parse_retry(text):
     """``"32:2"`` -> the linearly implicit Euler retry with 32 substeps growing by 2; ``"ros2:0.01"`` -> ROS2
-    with adaptive steps at a local error of 0.01 per step; None or "" -> None (as :func:`normalize_retry`)."""
+    with adaptive steps at a local error of 0.01 per step; ``"ros2:0.01:0.01:1e-4"`` -> the same with its redo
+    (``redo_rtol`` 0.01, ``redo_floor`` 1e-4; :class:`PhysicsFirstNNN`); None or "" -> None (as
+    :func:`normalize_retry`)."""
     if not text:
         return None
     try:
-        a, b = str(text).split(":")
-        if a.strip().lower() == "ros2":
-            spec = {"method": "ros2", "tol": float(b)}
+        parts = str(text).split(":")
+        if parts[0].strip().lower() == "ros2" and len(parts) in (2, 4):
+            spec = {"method": "ros2", "tol": float(parts[1])}
+            if len(parts) == 4:
+                spec.update(redo_rtol=float(parts[2]), redo_floor=float(parts[3]))
         else:
+            a, b = parts
             spec = {"substeps": int(a), "ratio": float(b)}
     except ValueError:
-        raise ValueError(f"physics retry = {text!r}: write SUBSTEPS:RATIO (e.g. 32:2) or ros2:TOL (e.g. ros2:0.01)") \
-            from None
+        raise ValueError(f"physics retry = {text!r}: write SUBSTEPS:RATIO (e.g. 32:2), ros2:TOL (e.g. ros2:0.01) or "
+                         f"ros2:TOL:REDO_RTOL:REDO_FLOOR (e.g. ros2:0.01:0.01:1e-4)") from None
     try:
         return normalize_retry(spec)
     except ValueError as err:
@@ -128,10 +149,27 @@ def retry_record(retry):
     return dict(retry)
 
 
-def _usable(r):
-    """Cells where a physics-step result can be used: finite, in the rate tables, at most MAX_NEGATIVE clipped."""
+def _usable(r, max_negative=MAX_NEGATIVE):
+    """Cells where a physics-step result can be used: finite, in the rate tables, at most ``max_negative``
+    clipped."""
     return ((r["status"] == 0) & np.isfinite(r["mass_fraction"]).all(axis=1) & np.isfinite(r["e_nuc"])
-            & np.isfinite(r["eps_nu"]) & (r["negative"] <= MAX_NEGATIVE))
+            & np.isfinite(r["eps_nu"]) & (r["negative"] <= max_negative))
+
+
+#: The largest ``max_negative`` a set may record [mass fraction clipped at the end of a step].
+MAX_NEGATIVE_LIMIT = 1e-2
+
+
+def parse_max_negative(value):
+    """The mass fraction below zero (clipped) up to which a step's result answers: a float in [0, 1e-2]."""
+    try:
+        limit = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"physics max_negative = {value!r}: a mass fraction in [0, {MAX_NEGATIVE_LIMIT:g}]") from None
+    if not 0.0 <= limit <= MAX_NEGATIVE_LIMIT:
+        raise ValueError(f"physics max_negative = {value!r} is out of range: a mass fraction in [0, "
+                         f"{MAX_NEGATIVE_LIMIT:g}] (the default {MAX_NEGATIVE:g})")
+    return limit
 
 
 class PhysicsFirstNNN:
@@ -151,22 +189,32 @@ class PhysicsFirstNNN:
     retry : (int, float) or dict, optional
         (substeps, ratio) of a second, finer step on the cells whose first step is not usable (it
         overshot: fresh mixtures' first microseconds), or {"method": "ros2", "tol": ...} (adaptive ROS2;
-        :func:`normalize_retry`); where that one is not usable either, the net answers.
+        :func:`normalize_retry`); where that one is not usable either, the net answers. A ROS2 retry with
+        ``redo_rtol`` and ``redo_floor`` steps the cells whose ROS2 result ended below zero by more than
+        MAX_NEGATIVE (ROS2 is not positive; at tol 1e-2 this happens on cool states whose composition barely
+        moves, where the net is poor) once more, at tol = min(tol, max(redo_floor, redo_rtol x sum_i |X_i -
+        X0_i| of that result)): the tolerance relative to the cell's own change (docs/nuclear.md, "An
+        accurate set").
     abort : float
         Stop a cell's first step once more than this mass fraction is below zero after a substep (it
         will overshoot: the retry takes it at once); 0: never. Only with a retry.
     screen_rtol : float
         The steps keep their screening factors while the electron density moves by at most this, relative
         (:func:`physics_step`); 0: evaluated at every substep.
+    max_negative : float
+        A step's result answers where at most this mass fraction ended below zero (clipped; in [0, 1e-2]);
+        the retry and the redo are still taken where more than MAX_NEGATIVE (1e-6) is. The accurate set
+        records 1e-3: a clipped ROS2 result is far closer than the net there (docs/nuclear.md).
     """
 
     def __init__(self, net, dt, network, screening, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, trust=0.0,
-                 isotopes=None, retry=None, abort=0.0, screen_rtol=0.0):
+                 isotopes=None, retry=None, abort=0.0, screen_rtol=0.0, max_negative=MAX_NEGATIVE):
         self.net, self.dt = net, float(dt)
         self.network_name, self.screening = network, bool(screening)
         self.substeps, self.ratio, self.trust = int(substeps), float(ratio), float(trust)
         self.retry = normalize_retry(retry)
         self.abort = parse_abort(abort)
+        self.max_negative = parse_max_negative(max_negative)
         self.screen_rtol = float(screen_rtol)
         if not 0.0 <= self.screen_rtol < 1e-3:
             raise ValueError(f"physics screen_rtol = {screen_rtol!r} is out of range [0, 1e-3) (relative change of "
@@ -214,14 +262,27 @@ class PhysicsFirstNNN:
                 for key, value in r2.items():
                     r[key][again] = value
                 r["retried"][again] = True
+            r["redone"] = np.zeros(len(rho), dtype=bool)
+            if spec["method"] == "ros2" and "redo_rtol" in spec and again.size:
+                # the ROS2 results that ended below zero: again, at a tolerance scaled by their own change
+                redo = again[(r["status"][again] == 0) & ~_usable(r)[again]]
+                if redo.size:
+                    change = np.abs(r["mass_fraction"][redo] - X0[redo]).sum(axis=1)
+                    tol = np.minimum(spec["tol"], np.maximum(spec["redo_floor"], spec["redo_rtol"] * change))
+                    r3 = self._retry_step(T[redo], rho[redo], X0[redo], base=base[redo], tol=tol)
+                    for key, value in r3.items():
+                        if key != "retried":
+                            r[key][redo] = value
+                    r["redone"][redo] = True
         return r
 
-    def _retry_step(self, temperature, density, mass_fraction, base=None):
-        """The retry step alone on these cells."""
+    def _retry_step(self, temperature, density, mass_fraction, base=None, tol=None):
+        """The retry step alone on these cells (ROS2: at ``tol``, per cell, if given)."""
         spec = self.retry
         if spec["method"] == "ros2":
             return physics_step(self.kernel, density, temperature, mass_fraction, self.dt, method="ros2",
-                                tol=spec["tol"], max_steps=spec["max_steps"], screen_rtol=self.screen_rtol, base=base)
+                                tol=spec["tol"] if tol is None else tol, max_steps=spec["max_steps"],
+                                screen_rtol=self.screen_rtol, base=base)
         return physics_step(self.kernel, density, temperature, mass_fraction, self.dt, substeps=spec["substeps"],
                             ratio=spec["ratio"], screen_rtol=self.screen_rtol, base=base)
 
@@ -234,7 +295,7 @@ class PhysicsFirstNNN:
         if self.trust > 0:
             r = self.step(T, rho, X0)
             X, e, nu = r["mass_fraction"].copy(), r["e_nuc"].copy(), r["eps_nu"].copy()
-            use_net = ~_usable(r) | ~(r["error"] < self.trust)
+            use_net = ~_usable(r, self.max_negative) | ~(r["error"] < self.trust)
         else:
             X, e, nu = np.empty_like(X0), np.empty(len(T)), np.empty(len(T))
             use_net = np.ones(len(T), dtype=bool)
@@ -262,7 +323,7 @@ def choose_trust(model, arrays):
     X_net = model.net.predict(T, rho, X0)[0]
     if len(T) == 0:
         raise ValueError("choose_trust needs held-out states; the split given is empty")
-    usable = _usable(r)
+    usable = _usable(r, model.max_negative)
     rel_step = np.where(usable, _relative_errors(r["mass_fraction"], X_true, X0), np.inf)
     rel_net = np.nan_to_num(_relative_errors(X_net, X_true, X0), nan=10.0)
     scores = {}
@@ -274,7 +335,7 @@ def choose_trust(model, arrays):
 
 
 def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, retry=None, abort=0.0,
-                   screen_rtol=0.0, fractions=None):
+                   screen_rtol=0.0, max_negative=MAX_NEGATIVE, fractions=None):
     """Make the NNN set ``model_dir`` physics-first: choose each dt's trust on the validation splits of
     ``catalogs`` (of the set's network and isotopes; pass those it was trained on, so the validation
     states are held out) and record ``physics`` (substeps, ratio, ``retry`` = (substeps, ratio) if given,
@@ -295,13 +356,14 @@ def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFA
             raise ArtifactError(f"{catalogs} hold other isotopes than the set {model_dir}")
         model = PhysicsFirstNNN(net.eval(), dt, manifest["network"], entry.get("screening", True),
                                 substeps=substeps, ratio=ratio, retry=retry, abort=abort, screen_rtol=screen_rtol,
-                                isotopes=manifest["isotopes"])
+                                max_negative=max_negative, isotopes=manifest["isotopes"])
         trust, scores = choose_trust(model, arrays["validation"])
         chosen[dt] = (trust, scores)
         entry["physics"] = {"substeps": int(substeps), "ratio": float(ratio),
                             **({"retry": retry_record(model.retry)} if model.retry else {}),
                             **({"abort": model.abort} if model.abort > 0 else {}),
                             **({"screening_rtol": model.screen_rtol} if model.screen_rtol > 0 else {}),
+                            **({"max_negative": model.max_negative} if model.max_negative != MAX_NEGATIVE else {}),
                             "trust": trust if math.isfinite(trust) else "inf",
                             "validation_scores": {f"{k:g}": round(v, 5) for k, v in scores.items()}}
     write_json_atomic(model_dir / MANIFEST, manifest)

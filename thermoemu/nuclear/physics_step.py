@@ -492,10 +492,10 @@ if numba is not None:
             ws[22][1] = 0.0   # the screening cache belongs to the cell before
             if method == 2:
                 status[cell] = _euler_adaptive_cell(z0[cell], rho[cell], T[cell], base[cell], D, screened, A, dt[cell],
-                                                    tol, max_steps, abort, C, ws, S, out[cell])
+                                                    tol[cell], max_steps, abort, C, ws, S, out[cell])
             elif method == 1:
-                status[cell] = _ros2_cell(z0[cell], rho[cell], T[cell], base[cell], D, screened, A, dt[cell], tol,
-                                          max_steps, substeps, ratio, C, ws, S, out[cell])
+                status[cell] = _ros2_cell(z0[cell], rho[cell], T[cell], base[cell], D, screened, A, dt[cell],
+                                          tol[cell], max_steps, substeps, ratio, C, ws, S, out[cell])
             else:
                 status[cell] = _physics_cell(z0[cell], rho[cell], T[cell], base[cell], D, screened, A, dt[cell],
                                              substeps, ratio, reuse, jac_every, abort, C, ws, S, out[cell])
@@ -531,8 +531,9 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
     method : {"euler", "ros2"}
         "euler": the linearly implicit Euler substeps above; "ros2": ROS2 (second order, L-stable, one
         Jacobian and LU per step, two solves) with adaptive steps, ``substeps`` and ``ratio`` unused.
-    tol : float
-        ROS2 only: the local error per step [mass fraction, sum_i A_i |.|] a step must stay below (> 0).
+    tol : float or array_like (N,)
+        ROS2 only: the local error per step [mass fraction, sum_i A_i |.|] a step must stay below (> 0); one
+        per cell where given so (the accurate set's second pass, :class:`~thermoemu.nuclear.physics_first.PhysicsFirstNNN`).
     max_steps : int
         ROS2 only: steps (accepted and rejected) before the cell is given up (status 2).
     reuse : int
@@ -577,8 +578,11 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
         raise ValueError(f"physics step method = {method!r}: one of {', '.join(map(repr, METHODS))}")
     if int(substeps) < 1 or not float(ratio) >= 1.0:
         raise ValueError(f"substeps = {substeps!r} must be >= 1 and ratio = {ratio!r} >= 1")
-    if method != "euler" and not (0.0 <= float(tol) < 1.0 and int(max_steps) >= 1):
-        raise ValueError(f"ROS2 tol = {tol!r} must be in [0, 1) (0: the fixed substeps) and max_steps = {max_steps!r} "
+    tol = np.ascontiguousarray(np.broadcast_to(np.asarray(tol, float), rho.shape))
+    bad_tol = ~((tol >= 0.0) & (tol < 1.0))
+    if method != "euler" and (bad_tol.any() or int(max_steps) < 1):
+        shown = float(tol[bad_tol][0]) if bad_tol.any() else float(tol[0]) if tol.size else 0.0
+        raise ValueError(f"ROS2 tol = {shown!r} must be in [0, 1) (0: the fixed substeps) and max_steps = {max_steps!r} "
                          f">= 1")
     if not 0.0 <= float(screen_rtol) < 1e-3:
         raise ValueError(f"screen_rtol = {screen_rtol!r} must be in [0, 1e-3)")
@@ -601,7 +605,7 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
     if N:
         base = kernel.base_rates(T) if base is None else np.ascontiguousarray(base, dtype=float)
         _physics_cells(z0, rho, T, base, kernel.data, kernel.screening, A, dt, METHODS.index(method),
-                       int(substeps), float(ratio), float(tol), int(max_steps), int(reuse), int(jac_every),
+                       int(substeps), float(ratio), tol, int(max_steps), int(reuse), int(jac_every),
                        float(abort),
                        _lu_pattern(kernel.data), bool(static_lu), float(screen_rtol),
                        0 if retry is None else int(retry[0]), 1.0 if retry is None else float(retry[1]), out, status,
