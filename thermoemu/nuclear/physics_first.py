@@ -22,10 +22,10 @@ import numpy as np
 
 from ..core.artifacts import MANIFEST
 from ..core.files import write_json_atomic
-from .physics_step import DEFAULT_RATIO, DEFAULT_ROS2_MAX_STEPS, DEFAULT_SUBSTEPS, physics_step
+from .physics_step import DEFAULT_RATIO, DEFAULT_ROS2_MAX_STEPS, DEFAULT_SUBSTEPS, physics_step, restore_ye
 
-__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "normalize_retry", "parse_abort", "parse_max_negative",
-           "parse_retry", "TRUST_CANDIDATES"]
+__all__ = ["PhysicsFirstNNN", "attach_physics", "choose_trust", "normalize_retry", "parse_abort", "parse_conserve_ye",
+           "parse_max_negative", "parse_retry", "TRUST_CANDIDATES"]
 
 #: Thresholds of the step's error estimate [mass fraction] a set may choose between.
 TRUST_CANDIDATES = (0.0, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, math.inf)
@@ -46,10 +46,11 @@ def physics_settings(entry, where):
         screen_rtol = float(physics.get("screening_rtol", 0.0))
         retry = normalize_retry(physics.get("retry"))
         max_negative = parse_max_negative(physics.get("max_negative", MAX_NEGATIVE))
+        conserve_ye = parse_conserve_ye(physics.get("conserve_ye", False))
     except (TypeError, KeyError, ValueError, AttributeError) as err:
         raise ArtifactError(f"{where}: the physics record {physics!r} needs substeps, ratio and trust, a retry "
-                            f"substeps and ratio (or method 'ros2' and tol), abort must be >= 0 and max_negative in [0, "
-                            f"{MAX_NEGATIVE_LIMIT:g}] ({err})") from None
+                            f"substeps and ratio (or method 'ros2' and tol), abort must be >= 0, max_negative in [0, "
+                            f"{MAX_NEGATIVE_LIMIT:g}] and conserve_ye true or false ({err})") from None
     steps = [(substeps, ratio)]
     if retry is not None and retry["method"] == "euler":
         steps.append((retry["substeps"], retry["ratio"]))
@@ -62,7 +63,7 @@ def physics_settings(entry, where):
     if not 0.0 <= screen_rtol < 1e-3:
         raise ArtifactError(f"{where}: physics screening_rtol = {screen_rtol!r} is out of range [0, 1e-3)")
     return {"substeps": substeps, "ratio": ratio, "trust": trust, "retry": retry, "abort": abort,
-            "screen_rtol": screen_rtol, "max_negative": max_negative}
+            "screen_rtol": screen_rtol, "max_negative": max_negative, "conserve_ye": conserve_ye}
 
 
 def normalize_retry(retry):
@@ -172,6 +173,15 @@ def parse_max_negative(value):
     return limit
 
 
+def parse_conserve_ye(value):
+    """Whether a step's answer keeps the Ye of its unclipped result (:func:`restore_ye`): true or false (a JSON
+    boolean; also 0 / 1)."""
+    if isinstance(value, (bool, np.bool_)) or (isinstance(value, (int, np.integer)) and value in (0, 1)):
+        return bool(value)
+    raise ValueError(f"physics conserve_ye = {value!r}: true or false (give the step's answer the Ye of its unclipped "
+                     f"result)")
+
+
 class PhysicsFirstNNN:
     """An NNN behind the physics step: ``predict(T, rho, X0)`` as :meth:`NNN.predict`.
 
@@ -205,16 +215,22 @@ class PhysicsFirstNNN:
         A step's result answers where at most this mass fraction ended below zero (clipped; in [0, 1e-2]);
         the retry and the redo are still taken where more than MAX_NEGATIVE (1e-6) is. The accurate set
         records 1e-3: a clipped ROS2 result is far closer than the net there (docs/nuclear.md).
+    conserve_ye : bool
+        Where the step answers, give its clipped, renormalized mass fractions back the Ye of the unclipped
+        result (:func:`~thermoemu.nuclear.physics_step.restore_ye`; sum X = 1 and Ye to rounding): the clip
+        otherwise moves Ye by up to the clipped mass fraction, more than a slow cell's true change
+        (docs/nuclear.md, "Ye through the clip"). The step itself (its retry and redo decisions) is unchanged.
     """
 
     def __init__(self, net, dt, network, screening, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, trust=0.0,
-                 isotopes=None, retry=None, abort=0.0, screen_rtol=0.0, max_negative=MAX_NEGATIVE):
+                 isotopes=None, retry=None, abort=0.0, screen_rtol=0.0, max_negative=MAX_NEGATIVE, conserve_ye=False):
         self.net, self.dt = net, float(dt)
         self.network_name, self.screening = network, bool(screening)
         self.substeps, self.ratio, self.trust = int(substeps), float(ratio), float(trust)
         self.retry = normalize_retry(retry)
         self.abort = parse_abort(abort)
         self.max_negative = parse_max_negative(max_negative)
+        self.conserve_ye = parse_conserve_ye(conserve_ye)
         self.screen_rtol = float(screen_rtol)
         if not 0.0 <= self.screen_rtol < 1e-3:
             raise ValueError(f"physics screen_rtol = {screen_rtol!r} is out of range [0, 1e-3) (relative change of "
@@ -296,6 +312,10 @@ class PhysicsFirstNNN:
             r = self.step(T, rho, X0)
             X, e, nu = r["mass_fraction"].copy(), r["e_nuc"].copy(), r["eps_nu"].copy()
             use_net = ~_usable(r, self.max_negative) | ~(r["error"] < self.trust)
+            if self.conserve_ye and not use_net.all():
+                step = np.flatnonzero(~use_net)
+                net = self.kernel.network
+                X[step] = restore_ye(X[step], r["ye"][step], np.asarray(net.Z, float) / np.asarray(net.A, float))
         else:
             X, e, nu = np.empty_like(X0), np.empty(len(T)), np.empty(len(T))
             use_net = np.ones(len(T), dtype=bool)
@@ -335,7 +355,7 @@ def choose_trust(model, arrays):
 
 
 def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFAULT_RATIO, retry=None, abort=0.0,
-                   screen_rtol=0.0, max_negative=MAX_NEGATIVE, fractions=None):
+                   screen_rtol=0.0, max_negative=MAX_NEGATIVE, conserve_ye=False, fractions=None):
     """Make the NNN set ``model_dir`` physics-first: choose each dt's trust on the validation splits of
     ``catalogs`` (of the set's network and isotopes; pass those it was trained on, so the validation
     states are held out) and record ``physics`` (substeps, ratio, ``retry`` = (substeps, ratio) if given,
@@ -356,7 +376,7 @@ def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFA
             raise ArtifactError(f"{catalogs} hold other isotopes than the set {model_dir}")
         model = PhysicsFirstNNN(net.eval(), dt, manifest["network"], entry.get("screening", True),
                                 substeps=substeps, ratio=ratio, retry=retry, abort=abort, screen_rtol=screen_rtol,
-                                max_negative=max_negative, isotopes=manifest["isotopes"])
+                                max_negative=max_negative, conserve_ye=conserve_ye, isotopes=manifest["isotopes"])
         trust, scores = choose_trust(model, arrays["validation"])
         chosen[dt] = (trust, scores)
         entry["physics"] = {"substeps": int(substeps), "ratio": float(ratio),
@@ -364,6 +384,7 @@ def attach_physics(model_dir, catalogs, *, substeps=DEFAULT_SUBSTEPS, ratio=DEFA
                             **({"abort": model.abort} if model.abort > 0 else {}),
                             **({"screening_rtol": model.screen_rtol} if model.screen_rtol > 0 else {}),
                             **({"max_negative": model.max_negative} if model.max_negative != MAX_NEGATIVE else {}),
+                            **({"conserve_ye": True} if model.conserve_ye else {}),
                             "trust": trust if math.isfinite(trust) else "inf",
                             "validation_scores": {f"{k:g}": round(v, 5) for k, v in scores.items()}}
     write_json_atomic(model_dir / MANIFEST, manifest)

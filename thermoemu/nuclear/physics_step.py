@@ -45,7 +45,7 @@ try:
 except ImportError:  # pragma: no cover - the nuclear extra brings numba
     numba = None
 
-__all__ = ["physics_step", "PHYSICS_STATUS", "METHODS", "DEFAULT_SUBSTEPS", "DEFAULT_RATIO", "DEFAULT_ROS2_TOL",
+__all__ = ["physics_step", "restore_ye", "PHYSICS_STATUS", "METHODS", "DEFAULT_SUBSTEPS", "DEFAULT_RATIO", "DEFAULT_ROS2_TOL",
            "DEFAULT_ROS2_MAX_STEPS"]
 
 #: Codes per cell.
@@ -618,8 +618,42 @@ def physics_step(kernel, density, temperature, mass_fraction, dt, *, substeps=DE
     with np.errstate(invalid="ignore", divide="ignore"):
         Xc = Xc / Xc.sum(axis=1, keepdims=True)
     e_nuc = _mass_excess_release(net, out[:, :n] - z0[:, :n]) - out[:, n]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ye = (out[:, :n] @ np.asarray(net.Z, float)) / (out[:, :n] @ A)   # before the clip: the step's own Ye
     return {"mass_fraction": Xc, "e_nuc": e_nuc, "eps_nu": out[:, n + 1], "error": out[:, n + 2],
-            "negative": negative, "status": status, "steps": out[:, n + 3], "retried": retried}
+            "negative": negative, "status": status, "steps": out[:, n + 3], "retried": retried, "ye": ye}
+
+
+#: :func:`restore_ye` leaves a cell as it is where its correction would change an abundance by more than this
+#: factor (1 + a + b q_i outside [1 - RESTORE_YE_MAX, 1 + RESTORE_YE_MAX]): a composition whose Z/A barely varies.
+RESTORE_YE_MAX = 0.5
+
+
+def restore_ye(mass_fraction, ye, z_over_a):
+    """Clipped, renormalized mass fractions ``mass_fraction`` (N, isotopes) given back the Ye ``ye`` (N,) of the
+    unclipped result, keeping sum_i X_i = 1: the least change in sum_i dX_i^2 / X_i, X_i -> X_i (1 + a + b q_i)
+    (q_i = Z_i/A_i; a, b from the 2x2 system of the two constraints), so zeros stay zero and nothing turns
+    negative. Clipping the 1e-8..1e-3 of mass fraction a step leaves below zero moves Ye by about that much
+    (free neutrons q = 0, protons q = 1), more than a slow cell's true change (docs/nuclear.md, "Ye through the
+    clip"). Cells with a non-finite ``ye`` or a correction larger than :data:`RESTORE_YE_MAX` are returned as
+    given. Returns a new array."""
+    X = np.array(mass_fraction, dtype=float, copy=True, ndmin=2)
+    q = np.asarray(z_over_a, float)
+    ye = np.broadcast_to(np.asarray(ye, float), X.shape[:1])
+    for _ in range(2):   # the second pass takes the first one's rounding
+        s0, y0 = X.sum(axis=1), X @ q
+        r1, r2 = 1.0 - s0, ye - y0
+        with np.errstate(invalid="ignore", divide="ignore"):
+            qbar = y0 / s0
+            q2 = X @ (q * q)
+            det = s0 * (X * (q[None, :] - qbar[:, None]) ** 2).sum(axis=1)   # s0 q2 - y0^2, without cancelling
+            a = (q2 * r1 - y0 * r2) / det
+            b = (s0 * r2 - y0 * r1) / det
+            factor = 1.0 + a[:, None] + b[:, None] * q[None, :]
+        ok = (np.isfinite(factor).all(axis=1) & (np.abs(factor - 1.0) <= RESTORE_YE_MAX).all(axis=1)
+              & np.isfinite(X).all(axis=1))
+        X[ok] *= factor[ok]
+    return X
 
 
 _PATTERNS: dict = {}
