@@ -745,6 +745,24 @@ if numba is not None:
             f[i] = s
 
     @_njit
+    def _reactant_derivative(Y, D, r, q, base):
+        """d(rate r)/dY of its reactant slot ``q`` (``base``: the rate's coefficient times k, and Ye where
+        weighted): the multiplicity power rule for that reactant, times the other reactants' abundances."""
+        jr = D.react[q]
+        c = D.react_count[q]
+        d = base
+        if c == 2:
+            d *= 2 * Y[jr]
+        elif c > 2:
+            d *= c * Y[jr]**(c - 1)
+        for s in range(D.react_ptr[r], D.react_ptr[r + 1]):
+            if s != q:
+                y = Y[D.react[s]]
+                cs = D.react_count[s]
+                d *= y if cs == 1 else y**cs
+        return d
+
+    @_njit
     def _jacobian(Y, ye, k, D, cf, J):
         """d(dY/dt)/dY into J[:n, :n] (pynucastro's analytic Jacobian: rates and Ye held fixed);
         the rest of J (the E_nu row and column) is zeroed."""
@@ -755,20 +773,9 @@ if numba is not None:
         for r in range(D.kind.size):
             base = (cf[r] * ye if D.ye_weight[r] else cf[r]) * k[r]
             for q in range(D.react_ptr[r], D.react_ptr[r + 1]):
-                jr = D.react[q]
-                c = D.react_count[q]
-                d = base
-                if c == 2:
-                    d *= 2 * Y[jr]
-                elif c > 2:
-                    d *= c * Y[jr]**(c - 1)
-                for s in range(D.react_ptr[r], D.react_ptr[r + 1]):
-                    if s != q:
-                        y = Y[D.react[s]]
-                        cs = D.react_count[s]
-                        d *= y if cs == 1 else y**cs
+                d = _reactant_derivative(Y, D, r, q, base)
                 for s in range(D.coef_ptr[r], D.coef_ptr[r + 1]):
-                    J[D.coef_nuc[s], jr] += D.coef[s] * d
+                    J[D.coef_nuc[s], D.react[q]] += D.coef[s] * d
 
     @_njit
     def _fun(z, rho, T, base, D, screened, C, f):

@@ -63,7 +63,7 @@ DEFAULT_RATIO = 4.0
 
 if numba is not None:
     from .implicit import (_PIVOT_THRESHOLD, _burn_constants, _constant_arrays, _jacobian, _lu_compress, _lu_factor,
-                           _lu_solve, _rates, _ydot)
+                           _lu_solve, _rates, _reactant_derivative, _ydot)
 
     _njit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
@@ -112,19 +112,7 @@ if numba is not None:
         for r in range(D.kind.size):
             base = (cf[r] * ye if D.ye_weight[r] else cf[r]) * k[r]
             for q in range(D.react_ptr[r], D.react_ptr[r + 1]):
-                jr = D.react[q]
-                c = D.react_count[q]
-                d = base
-                if c == 2:
-                    d *= 2 * Y[jr]
-                elif c > 2:
-                    d *= c * Y[jr]**(c - 1)
-                for s in range(D.react_ptr[r], D.react_ptr[r + 1]):
-                    if s != q:
-                        y = Y[D.react[s]]
-                        cs = D.react_count[s]
-                        d *= y if cs == 1 else y**cs
-                dr[q] = d
+                dr[q] = _reactant_derivative(Y, D, r, q, base)
         tptr = S[17]   # the terms of each nonzero, in _jacobian's order: the same sums
         for q in range(jv.size):
             x = 0.0

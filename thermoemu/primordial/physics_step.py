@@ -242,11 +242,12 @@ BACKWARD_EULER_CANDIDATE = 5.0
 
 
 def relative_change(x0, x1):
-    """Largest relative change of T and of the abundances above 1e-6 at the start, per cell (N,)."""
+    """Largest relative change of T and of the abundances above 1e-6 at the start, per cell (N,); NaN where x1
+    is not finite (so it passes no bound)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         change = np.abs(x1 / x0 - 1.0)
     change[:-1][np.abs(x0[:-1]) < 1e-6] = 0.0
-    return np.where(np.isfinite(change), change, np.inf).max(axis=0)
+    return change.max(axis=0)
 
 
 def backward_euler_answer(network, cells, x0, dt, max_change, *, physics=None):
@@ -284,7 +285,8 @@ def backward_euler_answer(network, cells, x0, dt, max_change, *, physics=None):
     Returns
     -------
     x1 : ndarray (7, N)
-        The backward-Euler state with H- and H2+ closed (``close_trace_species``).
+        The backward-Euler state, H- and H2+ closed (``close_trace_species``) where it is the answer; elsewhere
+        Newton's last iterate (x0 where Newton was not tried).
     answer : ndarray of bool (N,)
         Where Newton converged and the change is at most ``max_change``.
     """
@@ -305,6 +307,8 @@ def backward_euler_answer(network, cells, x0, dt, max_change, *, physics=None):
         from .update_rules import backward_euler_step
         x1[:, tried], converged[tried] = backward_euler_step(network, n_H[tried], x0[:, tried], dt[tried])
     answer = converged & (relative_change(x0, x1) <= max_change)
-    with np.errstate(all="ignore"):
-        x1 = close_trace_species(network, n_H, x1, x0, dt)
+    a = np.flatnonzero(answer)
+    if a.size:
+        with np.errstate(all="ignore"):
+            x1[:, a] = close_trace_species(network, n_H[a], x1[:, a], x0[:, a], dt[a])
     return x1, answer

@@ -47,6 +47,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .physics_step import relative_change
+
 __all__ = ["chord_fraction", "shaped_fraction", "shape_parameter", "tangent_fraction", "tangent_shape_parameter",
            "implicit_slope", "backward_euler_step", "network_slope", "update_fraction", "SHAPE_PROBE",
            "SHAPE_MAX", "TANGENT_MAX", "BACKWARD_EULER_DENSITY"]
@@ -292,10 +294,7 @@ def backward_euler_step(network, n_H, x, dt, *, max_change=np.inf, rtol=1e-6, ma
         x1[:, active] = new
         converged[active[done]] = True
         active = active[~done & accepted]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        change = np.abs(x1 / x0 - 1.0)
-    change[:-1][np.abs(x0[:-1]) < 1e-6] = 0.0
-    converged &= change.max(axis=0) <= max_change
+    converged &= relative_change(x0, x1) <= max_change
     failed = np.flatnonzero(~converged)
     if failed.size:
         x1[:, failed] = integrate(network, x0[:, failed], network.take_cells(cells, failed), dt[failed], settings).x
